@@ -1,0 +1,59 @@
+"""fastact: neural-network activation functions for NumPy arrays, compiled with numba.
+
+For every activation NAME in :data:`ACTIVATIONS`::
+
+    y  = fastact.NAME(x, <params>, *, out=None)
+    gx = fastact.NAME_backward(grad_output, x=None, <params>, *, y=None, out=None)
+
+``fastact.ufuncs.NAME`` are the same activations as NumPy ufuncs, and
+``fastact.scalar.NAME`` / ``NAME_grad`` are numba functions to call from your own
+``@njit`` code. Parameter names and defaults are those of ``torch.nn.functional``.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import _threading
+
+_threading.configure()  # before anything can start numba's threads
+
+from . import activations as _activations  # noqa: E402  (declares into the registry)
+from ._dispatch import make_backward, make_forward, make_prelu  # noqa: E402
+from ._kernels import Kernels  # noqa: E402
+from ._registry import REGISTRY, Activation  # noqa: E402
+
+try:
+    __version__ = version("fastact")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
+
+ACTIVATIONS: dict[str, Activation] = REGISTRY
+"""name -> :class:`~fastact._registry.Activation`: its public ``forward`` and
+``backward`` functions, ``params`` with defaults, ``supports_y``, formula, derivative."""
+
+KERNELS: dict[str, Kernels] = {}
+
+for _name, _act in REGISTRY.items():
+    _kernels = KERNELS[_name] = Kernels(_act)
+    if _act.kind == "channelwise":
+        _act.forward, _act.backward = make_prelu(_act, _kernels)
+    else:
+        _act.forward, _act.backward = make_forward(_act, _kernels), make_backward(_act, _kernels)
+    globals()[_name] = _act.forward
+    globals()[f"{_name}_backward"] = _act.backward
+
+del _name, _act, _kernels, _activations
+
+__all__ = ["ACTIVATIONS", "__version__"] + [
+    n for name in REGISTRY for n in (name, f"{name}_backward")
+]
+
+
+def __getattr__(name: str):
+    # ufuncs and scalar are imported on first use: they build numba objects
+    if name in ("ufuncs", "scalar"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

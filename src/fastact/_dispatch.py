@@ -1,0 +1,477 @@
+"""The thin NumPy-facing layer: conversion, ``out=``, layouts, serial vs parallel.
+
+Paths, fastest first:
+
+1. every operand is one contiguous buffer in the same order (C or Fortran), or can be
+   viewed as 1-D: the flat kernel, serial below ``PARALLEL_MIN_SIZE`` elements and
+   parallel above;
+2. a large strided array that can be viewed as 2-D rows: the parallel row kernel;
+3. anything else (broadcasting, partial overlap of ``out`` with an input, layouts
+   with no 1-D or 2-D view): the activation's real NumPy ufunc, which loops over any
+   strides without copying and handles overlap exactly as NumPy does.
+
+Every check runs before anything is written.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import _threading
+from ._kernels import Kernels
+from ._registry import Activation
+
+# Element count at and above which the parallel kernels run. Chosen from
+# bench/crossover.py on the project's machine kind (2 threads, float32 and float64,
+# forward and backward): below it the ~1.5-3 us of a parallel launch costs more than
+# splitting the loop saves. See the README's "Dispatch" section for the measurement.
+PARALLEL_MIN_SIZE = 1 << 15
+
+F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
+
+_lock_needed: bool | None = None
+
+
+def _launch(kernel: Callable[..., None], *args: Any) -> None:
+    """Run a parallel kernel, serialised when the threading layer is not thread-safe."""
+    global _lock_needed
+    if _lock_needed is False:
+        kernel(*args)
+        return
+    with _threading.launch_lock:
+        kernel(*args)
+        _lock_needed = _threading.needs_launch_lock()
+
+
+# --- conversion and checks ----------------------------------------------------------------
+
+
+def result_dtype(function: str, argument: str, dtype: np.dtype) -> np.dtype:
+    """The dtype NumPy's own ufuncs (np.exp) give for this input dtype."""
+    if dtype is F32 or dtype is F64:
+        return dtype
+    kind = dtype.kind
+    if kind == "f" and dtype.itemsize <= 8:
+        return dtype.newbyteorder("=")  # float16, or a byte-swapped float32/64
+    if kind in "biu":
+        return np.result_type(dtype, F16)  # bool, int8 -> float16; int16 -> float32; ...
+    raise TypeError(
+        f"{function}: {argument} has dtype {dtype}, which fastact does not support "
+        f"(it computes in float32 and float64 and accepts float16, integer and bool input)"
+    )
+
+
+def compute_dtype(dtype: np.dtype) -> np.dtype:
+    return F32 if dtype is F16 or dtype == F16 else dtype
+
+
+def as_input(function: str, argument: str, value: Any) -> np.ndarray:
+    """value as an ndarray of a supported dtype (not yet converted); raises TypeError."""
+    a = value if type(value) is np.ndarray else np.asarray(value)
+    if not (a.dtype is F32 or a.dtype is F64):
+        result_dtype(function, argument, a.dtype)
+    return a
+
+
+def check_out(function: str, out: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{function}: out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"{function}: out has shape {out.shape}, the result has shape {shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"{function}: out has dtype {out.dtype}, the result has dtype {dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{function}: out is read-only")
+    return out
+
+
+def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+    )
+
+
+def overlaps_partly(out: np.ndarray, *inputs: np.ndarray) -> bool:
+    """out shares memory with an input without being the very same view of it."""
+    for a in inputs:
+        if a is not out and np.may_share_memory(a, out) and not _same_view(a, out):
+            return True
+    return False
+
+
+# --- views for the kernels ---------------------------------------------------------------
+
+
+def _flat_views(arrays: tuple[np.ndarray, ...]) -> list[np.ndarray] | None:
+    """1-D views that pair up element by element, or None."""
+    if all(a.flags.c_contiguous for a in arrays):
+        return [a.reshape(-1) for a in arrays]
+    if all(a.flags.f_contiguous for a in arrays):
+        return [a.T.reshape(-1) for a in arrays]
+    try:
+        return [a.reshape(-1, copy=False) for a in arrays]
+    except ValueError:
+        return None
+
+
+def _row_views(arrays: tuple[np.ndarray, ...]) -> list[np.ndarray] | None:
+    """2-D strided views (rows x columns) that pair up element by element, or None."""
+    for order in (arrays, tuple(a.T for a in arrays)):
+        try:
+            return [a.reshape(-1, a.shape[-1], copy=False) for a in order]
+        except ValueError:
+            continue
+    return None
+
+
+def run_elementwise(
+    kernels: Kernels, loops: str, inputs: tuple[np.ndarray, ...], out: np.ndarray, params: tuple
+) -> None:
+    """out = loop(*inputs) over any layout. ``loops`` names the Kernels attribute
+    ("forward", "backward", "backward_from_y"); its ufunc is only built if needed."""
+    size = out.size
+    same_shape = all(a.shape == out.shape for a in inputs)
+    if same_shape and not overlaps_partly(out, *inputs):
+        arrays = (*inputs, out)
+        views = _flat_views(arrays)
+        if views is not None:
+            serial, parallel = getattr(kernels, loops)["flat"]
+            if size < PARALLEL_MIN_SIZE:
+                serial(*views, params)
+            else:
+                _launch(parallel, *views, params)
+            return
+        if size >= PARALLEL_MIN_SIZE and out.ndim >= 2:
+            views = _row_views(arrays)
+            if views is not None:
+                _launch(getattr(kernels, loops)["rows"][1], *views, params)
+                return
+    getattr(kernels, f"{loops}_ufunc" if loops != "forward" else "ufunc")(*inputs, *params, out=out)
+
+
+# --- the public functions -----------------------------------------------------------------
+
+
+class Binder:
+    """Binds (args, kwargs) to an activation's parameters, with its defaults, fast."""
+
+    def __init__(self, function: str, act: Activation, first: int) -> None:
+        self.function = function
+        self.act = act
+        self.names = act.param_names
+        self.index = {n: i for i, n in enumerate(self.names)}
+        self.defaults = tuple(p.default for p in act.params)
+        self.first = first  # how many positional arguments precede the parameters
+        self._default_values = act.validate(function, self.defaults)
+        self._typed_defaults = {dt: tuple(dt.type(v) for v in self._default_values) for dt in (F32, F64)}
+
+    def bind(self, args: tuple, kwargs: dict) -> tuple[float, ...] | None:
+        """The validated parameter values, or None when all are the defaults."""
+        if not args and not kwargs:
+            return None
+        if len(args) > len(self.names):
+            raise TypeError(
+                f"{self.function}() takes {self.first + len(self.names)} positional "
+                f"arguments but {self.first + len(args)} were given"
+            )
+        values = list(args) + list(self.defaults[len(args):])
+        for key, value in kwargs.items():
+            i = self.index.get(key)
+            if i is None:
+                raise TypeError(f"{self.function}() got an unexpected keyword argument {key!r}")
+            if i < len(args):
+                raise TypeError(f"{self.function}() got multiple values for argument {key!r}")
+            values[i] = value
+        return self.act.validate(self.function, tuple(values))
+
+    def typed(self, values: tuple[float, ...] | None, dtype: np.dtype) -> tuple:
+        if values is None:
+            return self._typed_defaults[dtype]
+        return tuple(dtype.type(v) for v in values)
+
+
+def _returned(result: np.ndarray, out_given: bool) -> Any:
+    # as ufuncs do: a 0-d result comes back as a NumPy scalar unless out= was given
+    return result[()] if result.ndim == 0 and not out_given else result
+
+
+def _params_signature(act: Activation) -> list[inspect.Parameter]:
+    return [
+        inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p.default, annotation=float)
+        for p in act.params
+    ]
+
+
+_ARRAY = "numpy.typing.ArrayLike"
+_OUT = inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="numpy.ndarray | None")
+
+
+def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
+    name = act.name
+    binder = Binder(name, act, first=1)
+
+    def forward(x, *args, out=None, **kwargs):
+        values = binder.bind(args, kwargs)
+        x = as_input(name, "x", x)
+        rdt = result_dtype(name, "x", x.dtype)
+        cdt = compute_dtype(rdt)
+        if out is not None:
+            check_out(name, out, x.shape, rdt)
+        params = binder.typed(values, cdt)
+        if x.dtype == cdt and rdt == cdt:
+            result = np.empty_like(x) if out is None else out
+            run_elementwise(kernels, "forward", (x,), result, params)
+        else:
+            # converted input is a private copy: compute in it, then cast (float16)
+            xc = x.astype(cdt)
+            run_elementwise(kernels, "forward", (xc,), xc, params)
+            result = xc.astype(rdt, copy=False) if out is None else out
+            if out is not None:
+                np.copyto(out, xc, casting="unsafe")
+        return _returned(result, out is not None)
+
+    forward.__signature__ = inspect.Signature(
+        [inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY),
+         *_params_signature(act), _OUT],
+        return_annotation="numpy.ndarray | numpy.floating",
+    )
+    return _named(forward, name, _forward_doc(act))
+
+
+def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
+    name = f"{act.name}_backward"
+    binder = Binder(name, act, first=2)
+
+    def backward(grad_output, x=None, *args, y=None, out=None, **kwargs):
+        values = binder.bind(args, kwargs)
+        if (x is None) == (y is None):
+            raise TypeError(f"{name}: give exactly one of x (the forward's input) and y= (its output)")
+        if y is not None:
+            act.check_y(name, values if values is not None else binder._default_values)
+            arg, argname = y, "y"
+        else:
+            arg, argname = x, "x"
+        g = as_input(name, "grad_output", grad_output)
+        v = as_input(name, argname, arg)
+        rdt = np.result_type(result_dtype(name, "grad_output", g.dtype), result_dtype(name, argname, v.dtype))
+        cdt = compute_dtype(rdt)
+        try:
+            shape = np.broadcast_shapes(g.shape, v.shape)
+        except ValueError:
+            raise ValueError(
+                f"{name}: grad_output has shape {g.shape}, which does not match {argname}'s shape {v.shape}"
+            ) from None
+        if out is not None:
+            check_out(name, out, shape, rdt)
+        params = binder.typed(values, cdt)
+        loops = "backward" if y is None else "backward_from_y"
+        g, v = g.astype(cdt, copy=False), v.astype(cdt, copy=False)
+        if rdt == cdt:
+            if out is not None:
+                result = out
+            else:  # keep the inputs' memory order, so that the flat kernel applies
+                result = np.empty_like(g) if g.shape == shape else np.empty(shape, cdt)
+            run_elementwise(kernels, loops, (g, v), result, params)
+        else:
+            tmp = np.empty(shape, cdt)
+            run_elementwise(kernels, loops, (g, v), tmp, params)
+            result = tmp.astype(rdt) if out is None else out
+            if out is not None:
+                np.copyto(out, tmp, casting="unsafe")
+        return _returned(result, out is not None)
+
+    backward.__signature__ = inspect.Signature(
+        [inspect.Parameter("grad_output", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY),
+         inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=f"{_ARRAY} | None"),
+         *_params_signature(act),
+         inspect.Parameter("y", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=f"{_ARRAY} | None"),
+         _OUT],
+        return_annotation="numpy.ndarray | numpy.floating",
+    )
+    return _named(backward, name, _backward_doc(act))
+
+
+# --- channel-wise (prelu) ---------------------------------------------------------------------
+
+_INNER_BLOCK = 16384  # columns per task: long enough to vectorise, short enough to spread
+_TASKS = 64  # target task count: a few per thread, for load balance on busy machines
+
+
+def _channel_layout(function: str, x: np.ndarray, weight: np.ndarray, axis: Any) -> tuple[int, int, int]:
+    """(outer, channels, inner) of x around its channel axis, checking weight against it."""
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{function}: axis must be an integer, got {axis!r}") from None
+    if x.ndim < 2:  # as PyTorch: a 0-d or 1-D input has a single channel
+        outer, channels, inner = 1, 1, x.size
+    else:
+        if not -x.ndim <= axis < x.ndim:
+            raise np.exceptions.AxisError(f"{function}: axis {axis} is out of bounds for x with {x.ndim} dimensions")
+        axis %= x.ndim
+        channels = x.shape[axis]
+        outer, inner = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
+    if weight.size not in (1, channels):
+        raise ValueError(
+            f"{function}: weight has {weight.size} elements; it needs 1 or one per channel "
+            f"({channels}, x.shape[axis])"
+        )
+    return outer, channels, inner
+
+
+def _as_3d(a: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, bool]:
+    """(a 3-D view of a, True), or (a 3-D copy, False) where no strided view exists."""
+    try:
+        return a.reshape(shape, copy=False), True
+    except ValueError:
+        return np.ascontiguousarray(a).reshape(shape), False
+
+
+def _channel_weight(function: str, weight: Any, channels: int, dtype: np.dtype) -> tuple[np.ndarray, np.dtype]:
+    w = as_input(function, "weight", weight)
+    wdt = result_dtype(function, "weight", w.dtype)
+    flat = w.astype(dtype).reshape(-1)
+    if flat.size != channels:
+        flat = np.full(channels, flat[0], dtype)
+    return flat, wdt
+
+
+def _grid(outer: int, inner: int) -> tuple[int, int]:
+    n_inner_blocks = -(-inner // _INNER_BLOCK)
+    return max(1, min(outer, _TASKS // max(n_inner_blocks, 1))), _INNER_BLOCK
+
+
+def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    fname, bname = act.name, f"{act.name}_backward"
+
+    def prelu(x, weight, *, axis=1, out=None):
+        x = as_input(fname, "x", x)
+        rdt = result_dtype(fname, "x", x.dtype)
+        cdt = compute_dtype(rdt)
+        w = as_input(fname, "weight", weight)
+        outer, channels, inner = _channel_layout(fname, x, w, axis)
+        if out is not None:
+            check_out(fname, out, x.shape, rdt)
+        w, _ = _channel_weight(fname, w, channels, cdt)
+        xc = x.astype(cdt, copy=False)
+        direct = out is not None and rdt == cdt and not overlaps_partly(out, xc)
+        target = out if direct else np.empty(x.shape, cdt)
+        serial, parallel = kernels.channel["forward"]
+        shape3 = (outer, channels, inner)
+        o3, o3_is_view = _as_3d(target, shape3)
+        args = (_as_3d(xc, shape3)[0], w, o3, *_grid(outer, inner))
+        if x.size < PARALLEL_MIN_SIZE:
+            serial(*args)
+        else:
+            _launch(parallel, *args)
+        if not o3_is_view:  # the kernel wrote to a copy
+            target[...] = o3.reshape(target.shape)
+        if out is None:
+            return _returned(target.astype(rdt, copy=False), False)
+        if target is not out:
+            np.copyto(out, target, casting="unsafe")
+        return out
+
+    def prelu_backward(grad_output, x, weight, *, axis=1, out=None):
+        g = as_input(bname, "grad_output", grad_output)
+        x = as_input(bname, "x", x)
+        rdt = np.result_type(result_dtype(bname, "grad_output", g.dtype), result_dtype(bname, "x", x.dtype))
+        cdt = compute_dtype(rdt)
+        w = as_input(bname, "weight", weight)
+        outer, channels, inner = _channel_layout(bname, x, w, axis)
+        if g.shape != x.shape:
+            raise ValueError(f"{bname}: grad_output has shape {g.shape}, which does not match x's shape {x.shape}")
+        if out is not None:
+            check_out(bname, out, x.shape, rdt)
+        wc, wdt = _channel_weight(bname, w, channels, cdt)
+        gc, xc = g.astype(cdt, copy=False), x.astype(cdt, copy=False)
+        direct = out is not None and rdt == cdt and not overlaps_partly(out, gc, xc)
+        target = out if direct else np.empty(x.shape, cdt)
+        shape3 = (outer, channels, inner)
+        n_outer_blocks, inner_block = _grid(outer, inner)
+        n_tasks = n_outer_blocks * -(-inner // inner_block) if inner else 1
+        partial = np.zeros((n_tasks, channels))
+        compensation = np.zeros((n_tasks, channels))
+        o3, o3_is_view = _as_3d(target, shape3)
+        serial, parallel = kernels.channel["backward"]
+        args = (_as_3d(gc, shape3)[0], _as_3d(xc, shape3)[0], wc, o3, partial, compensation,
+                n_outer_blocks, inner_block)
+        if x.size < PARALLEL_MIN_SIZE:
+            serial(*args)
+        else:
+            _launch(parallel, *args)
+        if not o3_is_view:
+            target[...] = o3.reshape(target.shape)
+        per_channel = partial.sum(axis=0) + compensation.sum(axis=0)
+        grad_weight = (per_channel if w.size == channels else per_channel.sum(keepdims=True))
+        grad_weight = grad_weight.reshape(w.shape).astype(wdt)
+        if out is None:
+            grad_x = _returned(target.astype(rdt, copy=False), False)
+        else:
+            if target is not out:
+                np.copyto(out, target, casting="unsafe")
+            grad_x = out
+        return grad_x, grad_weight
+
+    prelu.__signature__ = inspect.Signature(
+        [inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY),
+         inspect.Parameter("weight", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY),
+         inspect.Parameter("axis", inspect.Parameter.KEYWORD_ONLY, default=1, annotation=int), _OUT],
+        return_annotation="numpy.ndarray | numpy.floating",
+    )
+    prelu_backward.__signature__ = inspect.Signature(
+        [inspect.Parameter("grad_output", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY),
+         inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY),
+         inspect.Parameter("weight", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY),
+         inspect.Parameter("axis", inspect.Parameter.KEYWORD_ONLY, default=1, annotation=int), _OUT],
+        return_annotation="tuple[numpy.ndarray, numpy.ndarray]",
+    )
+    return _named(prelu, fname, _forward_doc(act)), _named(prelu_backward, bname, _backward_doc(act))
+
+
+# --- names and docstrings ---------------------------------------------------------------------
+
+
+def _named(fn: Callable[..., Any], name: str, doc: str) -> Callable[..., Any]:
+    fn.__name__ = fn.__qualname__ = name
+    fn.__module__ = "fastact"
+    fn.__doc__ = doc
+    return fn
+
+
+def _params_doc(act: Activation) -> str:
+    if act.kind == "channelwise":
+        return (
+            "weight : array_like\n    One slope, or one per channel (x.shape[axis] elements).\n"
+            "axis : int, default 1\n    The channel axis. A 0-d or 1-D x has a single channel.\n"
+        )
+    return "".join(f"{p.name} : float, default {p.default}\n" for p in act.params)
+
+
+def _forward_doc(act: Activation) -> str:
+    return (
+        f"{act.summary}\n\n{act.formula}\n\nDerivative: {act.derivative}.\n\n"
+        f"Parameters\n----------\nx : array_like\n    float32 and float64 keep their dtype; float16 is "
+        f"computed in float32; integers and bools convert as in np.exp.\n{_params_doc(act)}"
+        f"out : ndarray, optional\n    Where to write the result; out=x computes in place.\n\n"
+        f"Returns\n-------\nndarray (a NumPy scalar for scalar input), or out.\n"
+    )
+
+
+def _backward_doc(act: Activation) -> str:
+    if act.kind == "channelwise":
+        how = "Returns (grad_x, grad_weight): grad_output * df/dx, and grad_output * df/dweight summed " \
+              "over every axis but the channel axis (accumulated in float64)."
+    elif act.supports_y:
+        cond = f" (needs {act.y_condition})" if act.y_condition else ""
+        how = f"Returns grad_output * f'(x). Give x, or the forward's output as y={cond}."
+    else:
+        how = "Returns grad_output * f'(x). y= is not supported: the output does not determine f'."
+    return f"Backward (gradient) of {act.name}.\n\n{act.derivative}.\n\n{how}\n\n{_params_doc(act)}"

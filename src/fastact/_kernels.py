@@ -1,0 +1,268 @@
+"""The loops: numba kernels and ufuncs generated from the registry's scalar functions.
+
+How the kernels are generated and still cache on disk
+------------------------------------------------------
+Every kernel here is a closure made by a factory over the activation's scalar
+functions. numba (0.68) keys a closure's cache entry on its bytecode plus a hash of
+its *pickled* closure cells. A jitted dispatcher in a cell pickles with a per-process
+uuid, so such a kernel misses the cache in every new process (shared/FACTS.md). Here
+the cells hold:
+
+* the plain Python scalar functions, made callable from numba by ``register_jitable``
+  (``_registry.py``). They pickle *by reference* (module and qualified name), which
+  is the same in every process, so the cache hits;
+* ``SOURCE_TOKEN``, a hash of the files that hold the scalar math. numba checks only
+  the source stamp of the file that defines the kernel (this one), so without the
+  token an edited declaration would keep running its stale cached machine code.
+
+Each loop body is written once and compiled twice, serial and ``parallel=True``
+(``prange`` is ``range`` when parallel is off). The two get distinct ``__qualname__``s
+because numba's cache index is named by qualname and line and does not record the
+``parallel`` option: with one name, the two variants would overwrite each other.
+
+Numba caches the serial and the parallel variant of every signature separately and
+compiles lazily, so a process pays only for the kernels it calls (about 5-20 ms each
+from a warm cache); ``python -m fastact warm`` compiles all of them ahead of use.
+"""
+
+from __future__ import annotations
+
+import types
+import zlib
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from numba import njit, prange, vectorize
+
+from ._registry import Activation
+
+_SCALAR_MATH_FILES = ("activations.py",)
+
+
+def _source_token() -> int:
+    here = Path(__file__).parent
+    crc = 0
+    for name in _SCALAR_MATH_FILES:
+        crc = zlib.crc32((here / name).read_bytes(), crc)
+    return crc
+
+
+SOURCE_TOKEN = _source_token()
+
+# error_model="numpy": division by zero gives inf/nan instead of raising, and it
+# drops the checks that keep a loop from vectorising. No fastmath: it would let LLVM
+# assume there are no NaNs, and NaN must propagate.
+_JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
+
+
+def _jit_variants(fn: types.FunctionType, qualname: str) -> tuple:
+    """(serial, parallel) dispatchers compiled from one loop body."""
+    variants = []
+    for parallel in (False, True):
+        clone = types.FunctionType(
+            fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
+        )
+        clone.__qualname__ = f"{qualname}.{'parallel' if parallel else 'serial'}"
+        variants.append(njit(parallel=parallel, **_JIT_OPTIONS)(clone))
+    return tuple(variants)
+
+
+# --- element-wise loops ---------------------------------------------------------------
+
+
+def _map_loops(f, token):
+    """out = f(x, *params), over 1-D buffers and over the rows of 2-D strided views."""
+
+    def flat(x, out, params):
+        token  # noqa: B018 -- keeps the token in the closure, hence in the cache key
+        for i in prange(x.shape[0]):
+            out[i] = f(x[i], *params)
+
+    def rows(x, out, params):
+        token  # noqa: B018
+        for i in prange(x.shape[0]):
+            for j in range(x.shape[1]):
+                out[i, j] = f(x[i, j], *params)
+
+    return flat, rows
+
+
+def _chain_loops(df, token):
+    """out = grad_output * df(x, *params): the backward pass through an element-wise f."""
+
+    def flat(g, x, out, params):
+        token  # noqa: B018
+        for i in prange(x.shape[0]):
+            out[i] = g[i] * df(x[i], *params)
+
+    def rows(g, x, out, params):
+        token  # noqa: B018
+        for i in prange(x.shape[0]):
+            for j in range(x.shape[1]):
+                out[i, j] = g[i, j] * df(x[i, j], *params)
+
+    return flat, rows
+
+
+# --- ufuncs ----------------------------------------------------------------------------
+# A ufunc's inner function needs a fixed arity; activations have 0 to 2 parameters.
+
+
+def _forward_scalar(f, nparams, token):
+    if nparams == 0:
+
+        def forward(x):
+            token  # noqa: B018
+            return f(x)
+
+    elif nparams == 1:
+
+        def forward(x, a):
+            token  # noqa: B018
+            return f(x, a)
+
+    else:
+
+        def forward(x, a, b):
+            token  # noqa: B018
+            return f(x, a, b)
+
+    return forward
+
+
+def _backward_scalar(df, nparams, token):
+    if nparams == 0:
+
+        def backward(g, x):
+            token  # noqa: B018
+            return g * df(x)
+
+    elif nparams == 1:
+
+        def backward(g, x, a):
+            token  # noqa: B018
+            return g * df(x, a)
+
+    else:
+
+        def backward(g, x, a, b):
+            token  # noqa: B018
+            return g * df(x, a, b)
+
+    return backward
+
+
+def _make_ufunc(scalar_fn, name: str, nin: int) -> np.ufunc:
+    scalar_fn.__name__ = name  # numpy names the ufunc after it; pickling looks it up
+    scalar_fn.__qualname__ = f"ufunc.{name}"
+    sigs = [f"{t}({', '.join([t] * nin)})" for t in ("float32", "float64")]
+    return vectorize(sigs, cache=True)(scalar_fn).ufunc
+
+
+# --- channel-wise loops (prelu) -------------------------------------------------------
+# Arrays are viewed as (outer, channels, inner). The work is cut into tasks of
+# (a block of outer rows) x (a block of inner columns), so that both an (N, C) input
+# (inner = 1) and a (1, C, H*W) input (outer = 1) spread over the threads.
+
+
+def _channel_loops(f, df, dw, token):
+    def forward(x, w, out, n_outer_blocks, inner_block):
+        token  # noqa: B018
+        outer, channels, inner = x.shape
+        n_inner_blocks = (inner + inner_block - 1) // inner_block
+        for t in prange(n_outer_blocks * n_inner_blocks):
+            bo = t // n_inner_blocks
+            k0 = (t - bo * n_inner_blocks) * inner_block
+            k1 = min(k0 + inner_block, inner)
+            for o in range(bo * outer // n_outer_blocks, (bo + 1) * outer // n_outer_blocks):
+                for c in range(channels):
+                    wc = w[c]
+                    for k in range(k0, k1):
+                        out[o, c, k] = f(x[o, c, k], wc)
+
+    def backward(g, x, w, gx, partial, compensation, n_outer_blocks, inner_block):
+        # grad_x = g * df/dx; the weight's gradient sum(g * df/dw) is accumulated per
+        # task and channel in float64: a plain sum within a row block (the products of
+        # float32 values are exact in float64), Neumaier-compensated across rows.
+        token  # noqa: B018
+        outer, channels, inner = x.shape
+        n_inner_blocks = (inner + inner_block - 1) // inner_block
+        for t in prange(n_outer_blocks * n_inner_blocks):
+            bo = t // n_inner_blocks
+            k0 = (t - bo * n_inner_blocks) * inner_block
+            k1 = min(k0 + inner_block, inner)
+            for o in range(bo * outer // n_outer_blocks, (bo + 1) * outer // n_outer_blocks):
+                for c in range(channels):
+                    wc = w[c]
+                    s = 0.0
+                    for k in range(k0, k1):
+                        gv = g[o, c, k]
+                        xv = x[o, c, k]
+                        gx[o, c, k] = gv * df(xv, wc)
+                        s += np.float64(gv) * np.float64(dw(xv, wc))
+                    total = partial[t, c] + s
+                    if abs(partial[t, c]) >= abs(s):
+                        compensation[t, c] += (partial[t, c] - total) + s
+                    else:
+                        compensation[t, c] += (s - total) + partial[t, c]
+                    partial[t, c] = total
+
+    return forward, backward
+
+
+class Kernels:
+    """The compiled loops of one activation, each made on first use."""
+
+    def __init__(self, act: Activation) -> None:
+        self.act = act
+
+    def _variants(self, loop_factory, *scalars) -> dict[str, tuple]:
+        loops = loop_factory(*scalars, SOURCE_TOKEN)
+        return {
+            fn.__name__: _jit_variants(fn, f"{self.act.name}.{loop_factory.__name__}.{fn.__name__}")
+            for fn in loops
+        }
+
+    @cached_property
+    def forward(self) -> dict[str, tuple]:
+        """{"flat": (serial, parallel), "rows": (serial, parallel)}"""
+        return self._variants(_map_loops, self.act.forward_scalar)
+
+    @cached_property
+    def backward(self) -> dict[str, tuple]:
+        return self._variants(_chain_loops, self.act.grad_scalar)
+
+    @cached_property
+    def backward_from_y(self) -> dict[str, tuple]:
+        return self._variants(_chain_loops, self.act.grad_from_y_scalar)
+
+    @cached_property
+    def channel(self) -> dict[str, tuple]:
+        act = self.act
+        return self._variants(
+            _channel_loops, act.forward_scalar, act.grad_scalar, act.grad_weight_scalar
+        )
+
+    # ufuncs: fa.ufuncs.NAME, and the path for layouts the flat and row loops do not take
+    @property
+    def _nparams(self) -> int:
+        return len(self.act.params) if self.act.kind == "elementwise" else 1
+
+    @cached_property
+    def ufunc(self) -> np.ufunc:
+        n = self._nparams
+        fn = _forward_scalar(self.act.forward_scalar, n, SOURCE_TOKEN)
+        return _make_ufunc(fn, self.act.name, 1 + n)
+
+    @cached_property
+    def backward_ufunc(self) -> np.ufunc:
+        n = self._nparams
+        fn = _backward_scalar(self.act.grad_scalar, n, SOURCE_TOKEN)
+        return _make_ufunc(fn, f"{self.act.name}_backward", 2 + n)
+
+    @cached_property
+    def backward_from_y_ufunc(self) -> np.ufunc:
+        n = self._nparams
+        fn = _backward_scalar(self.act.grad_from_y_scalar, n, SOURCE_TOKEN)
+        return _make_ufunc(fn, f"{self.act.name}_backward_from_y", 2 + n)

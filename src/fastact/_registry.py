@@ -1,0 +1,183 @@
+"""The activation registry: what an activation *is*, declared once.
+
+An activation is a few plain scalar Python functions (the forward, its derivative
+from x, and where possible its derivative from the forward's output y) plus its
+parameters. Everything else -- the numba kernels, the ufuncs, the public
+``fa.NAME`` / ``fa.NAME_backward`` functions, the tests and the benchmarks -- is
+derived from these declarations by iterating :data:`REGISTRY`.
+
+The scalar functions are registered with ``numba.extending.register_jitable`` so
+that numba code can call them, while the module attribute stays the plain Python
+function. That matters for the on-disk cache: see ``_kernels.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from numba.extending import register_jitable
+
+__all__ = ["Activation", "Param", "REGISTRY", "elementwise", "channelwise"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A float parameter of an activation, named and defaulted as in torch.nn.functional.
+
+    ``check`` returns a description of what is wrong with a value (e.g. "must be
+    finite"), or None when the value is acceptable.
+    """
+
+    name: str
+    default: float | None
+    check: Callable[[float], str | None] | None = None
+
+    def validate(self, function: str, value: Any) -> float:
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{function}: parameter {self.name!r} must be a real number, got {value!r}"
+            ) from None
+        if self.check is not None:
+            problem = self.check(v)
+            if problem is not None:
+                raise ValueError(f"{function}: parameter {self.name!r} {problem}, got {v!r}")
+        return v
+
+
+def finite(v: float) -> str | None:
+    return None if math.isfinite(v) else "must be finite"
+
+
+@dataclass(eq=False)
+class Activation:
+    """One activation: its scalar math and how it is parametrised.
+
+    Scalar functions take the value first, then the parameters in declaration order:
+    ``forward(x, *params)``, ``grad(x, *params)`` (= f'(x)) and
+    ``grad_from_y(y, *params)`` (= f'(x) expressed through y = f(x)).
+    ``y_ok(*params)`` says for which parameter values ``grad_from_y`` is exact
+    (leaky_relu's y determines x only when negative_slope > 0).
+
+    ``kind`` is "elementwise" (a scalar function of one element) or "channelwise"
+    (prelu: the parameter is a per-channel weight array along an axis).
+    """
+
+    name: str
+    forward_scalar: Callable[..., float]
+    grad_scalar: Callable[..., float]
+    params: tuple[Param, ...] = ()
+    grad_from_y_scalar: Callable[..., float] | None = None
+    y_ok: Callable[..., bool] | None = None
+    y_condition: str = ""
+    formula: str = ""
+    derivative: str = ""
+    summary: str = ""
+    kind: str = "elementwise"
+    # channelwise only: d f / d weight, for the weight's gradient
+    grad_weight_scalar: Callable[..., float] | None = None
+    # filled in by fastact.__init__ once the public functions exist
+    forward: Callable[..., Any] | None = field(default=None, repr=False)
+    backward: Callable[..., Any] | None = field(default=None, repr=False)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    @property
+    def defaults(self) -> dict[str, float | None]:
+        return {p.name: p.default for p in self.params}
+
+    @property
+    def supports_y(self) -> bool:
+        return self.grad_from_y_scalar is not None
+
+    def validate(self, function: str, values: tuple[Any, ...]) -> tuple[float, ...]:
+        return tuple(p.validate(function, v) for p, v in zip(self.params, values, strict=True))
+
+    def check_y(self, function: str, values: tuple[float, ...]) -> None:
+        if self.grad_from_y_scalar is None:
+            raise TypeError(
+                f"{function}: the derivative of {self.name} cannot be computed from the "
+                f"output y=; pass x (the forward's input) instead"
+            )
+        if self.y_ok is not None and not self.y_ok(*values):
+            raise TypeError(
+                f"{function}: y= needs {self.y_condition} (otherwise the output does not "
+                f"determine the derivative); pass x instead"
+            )
+
+
+REGISTRY: dict[str, Activation] = {}
+
+
+_JITABLE: set[Callable[..., float]] = set()
+
+
+def _jitable(fn: Callable[..., float] | None) -> Callable[..., float] | None:
+    # register_jitable returns fn itself: the module attribute stays a plain function
+    # (picklable by reference) that numba code may call. Registered once, since
+    # activations may share scalar math (prelu is leaky_relu with a weight per channel).
+    if fn is not None and fn not in _JITABLE:
+        register_jitable(fn)
+        _JITABLE.add(fn)
+    return fn
+
+
+def elementwise(
+    name: str,
+    forward: Callable[..., float],
+    grad: Callable[..., float],
+    *,
+    params: tuple[Param, ...] = (),
+    grad_from_y: Callable[..., float] | None = None,
+    y_ok: Callable[..., bool] | None = None,
+    y_condition: str = "",
+    formula: str,
+    derivative: str,
+    summary: str,
+) -> Activation:
+    """Declare an element-wise activation and add it to the registry."""
+    act = Activation(
+        name=name,
+        forward_scalar=_jitable(forward),
+        grad_scalar=_jitable(grad),
+        params=params,
+        grad_from_y_scalar=_jitable(grad_from_y),
+        y_ok=y_ok,
+        y_condition=y_condition,
+        formula=formula,
+        derivative=derivative,
+        summary=summary,
+    )
+    REGISTRY[name] = act
+    return act
+
+
+def channelwise(
+    name: str,
+    forward: Callable[..., float],
+    grad: Callable[..., float],
+    grad_weight: Callable[..., float],
+    *,
+    formula: str,
+    derivative: str,
+    summary: str,
+) -> Activation:
+    """Declare an activation whose one parameter is a weight per channel (prelu)."""
+    act = Activation(
+        name=name,
+        forward_scalar=_jitable(forward),
+        grad_scalar=_jitable(grad),
+        grad_weight_scalar=_jitable(grad_weight),
+        formula=formula,
+        derivative=derivative,
+        summary=summary,
+        kind="channelwise",
+    )
+    REGISTRY[name] = act
+    return act

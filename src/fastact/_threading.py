@@ -1,0 +1,74 @@
+"""Choose a numba threading layer that survives threads and fork.
+
+numba's ``workqueue`` layer aborts the process when two Python threads launch parallel
+kernels at once, and GNU OpenMP (``omp``) aborts a child forked after a parallel
+kernel ran (shared/FACTS.md). TBB survives both, but ``pip install tbb`` puts
+``libtbb.so.12`` in ``<prefix>/lib``, where the loader does not look, so numba
+reports "TBB is required" and falls back. Loading the library first, by its path,
+fixes that.
+
+A threading layer the user chose (``NUMBA_THREADING_LAYER``, or numba's config set
+before fastact was imported) is left alone. When the layer in force is not known to
+be thread-safe, fastact serialises its own parallel launches with a lock, so its
+calls from many threads still cannot abort the process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from importlib import metadata
+from pathlib import Path
+
+import numba
+
+_THREAD_SAFE_LAYERS = {"tbb", "omp"}
+
+launch_lock = threading.Lock()
+TBB_LIBRARY: str | None = None
+USER_CHOSE = False
+
+
+def _load_tbb() -> str | None:
+    try:
+        files = metadata.files("tbb") or []
+    except metadata.PackageNotFoundError:
+        return None
+    for f in files:
+        name = Path(str(f)).name
+        if name.startswith("libtbb.so.") or name in ("tbb12.dll", "libtbb.12.dylib"):
+            path = str(f.locate())
+            try:
+                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+            except OSError:
+                continue
+            return path
+    return None
+
+
+def configure() -> None:
+    global TBB_LIBRARY, USER_CHOSE
+    USER_CHOSE = "NUMBA_THREADING_LAYER" in os.environ or numba.config.THREADING_LAYER != "default"
+    if USER_CHOSE:
+        return
+    TBB_LIBRARY = _load_tbb()
+    if TBB_LIBRARY is not None:
+        numba.config.THREADING_LAYER = "tbb"
+
+
+def active_layer() -> str | None:
+    """The layer in force, or None before the first parallel launch."""
+    try:
+        return numba.threading_layer()
+    except ValueError:
+        return None
+
+
+def needs_launch_lock() -> bool:
+    layer = active_layer()
+    if layer is None:
+        # not started yet: the layer numba will pick is the configured one if set
+        configured = numba.config.THREADING_LAYER
+        return configured not in _THREAD_SAFE_LAYERS
+    return layer not in _THREAD_SAFE_LAYERS
