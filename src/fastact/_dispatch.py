@@ -111,6 +111,8 @@ def overlaps_partly(out: np.ndarray, *inputs: np.ndarray) -> bool:
 
 def _flat_views(arrays: tuple[np.ndarray, ...]) -> list[np.ndarray] | None:
     """1-D views that pair up element by element, or None."""
+    if arrays[0].ndim == 1:  # the views pair up exactly when the shapes do
+        return list(arrays)
     if all(a.flags.c_contiguous for a in arrays):
         return [a.reshape(-1) for a in arrays]
     if all(a.flags.f_contiguous for a in arrays):
@@ -132,13 +134,15 @@ def _row_views(arrays: tuple[np.ndarray, ...]) -> list[np.ndarray] | None:
 
 
 def run_elementwise(
-    kernels: Kernels, loops: str, inputs: tuple[np.ndarray, ...], out: np.ndarray, params: tuple
+    kernels: Kernels, loops: str, inputs: tuple[np.ndarray, ...], out: np.ndarray, params: tuple,
+    fresh_out: bool = False,
 ) -> None:
     """out = loop(*inputs) over any layout. ``loops`` names the Kernels attribute
-    ("forward", "backward", "backward_from_y"); its ufunc is only built if needed."""
+    ("forward", "backward", "backward_from_y"); its ufunc is only built if needed.
+    ``fresh_out``: out was just allocated, so it cannot overlap an input."""
     size = out.size
     same_shape = all(a.shape == out.shape for a in inputs)
-    if same_shape and not overlaps_partly(out, *inputs):
+    if same_shape and (fresh_out or not overlaps_partly(out, *inputs)):
         arrays = (*inputs, out)
         views = _flat_views(arrays)
         if views is not None:
@@ -170,7 +174,10 @@ class Binder:
         self.defaults = tuple(p.default for p in act.params)
         self.first = first  # how many positional arguments precede the parameters
         self._default_values = act.validate(function, self.defaults)
-        self._typed_defaults = {dt: tuple(dt.type(v) for v in self._default_values) for dt in (F32, F64)}
+        self.typed_defaults = {dt: tuple(dt.type(v) for v in self._default_values) for dt in (F32, F64)}
+        # validated, typed parameters of recent calls: a loop calling leaky_relu(x, 0.2)
+        # pays for validation once
+        self._memo: dict[tuple, tuple] = {}
 
     def bind(self, args: tuple, kwargs: dict) -> tuple[float, ...] | None:
         """The validated parameter values, or None when all are the defaults."""
@@ -193,8 +200,14 @@ class Binder:
 
     def typed(self, values: tuple[float, ...] | None, dtype: np.dtype) -> tuple:
         if values is None:
-            return self._typed_defaults[dtype]
-        return tuple(dtype.type(v) for v in values)
+            return self.typed_defaults[dtype]
+        key = (values, dtype)
+        typed = self._memo.get(key)
+        if typed is None:
+            if len(self._memo) > 64:
+                self._memo.clear()
+            typed = self._memo[key] = tuple(dtype.type(v) for v in values)
+        return typed
 
 
 def _returned(result: np.ndarray, out_given: bool) -> Any:
@@ -218,7 +231,18 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
     binder = Binder(name, act, first=1)
 
     def forward(x, *args, out=None, **kwargs):
-        values = binder.bind(args, kwargs)
+        values = binder.bind(args, kwargs) if args or kwargs else None
+        if type(x) is np.ndarray and out is None:
+            dt = x.dtype
+            if (dt is F32 or dt is F64) and x.size < PARALLEL_MIN_SIZE and x.flags.c_contiguous:
+                # the common small case, kept lean: its cost is all overhead
+                params = binder.typed_defaults[dt] if values is None else binder.typed(values, dt)
+                result = np.empty_like(x)
+                if x.ndim == 1:
+                    kernels.forward["flat"][0](x, result, params)
+                    return result
+                kernels.forward["flat"][0](x.reshape(-1), result.reshape(-1), params)
+                return result if x.ndim else result[()]
         x = as_input(name, "x", x)
         rdt = result_dtype(name, "x", x.dtype)
         cdt = compute_dtype(rdt)
@@ -227,11 +251,11 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
         params = binder.typed(values, cdt)
         if x.dtype == cdt and rdt == cdt:
             result = np.empty_like(x) if out is None else out
-            run_elementwise(kernels, "forward", (x,), result, params)
+            run_elementwise(kernels, "forward", (x,), result, params, fresh_out=out is None)
         else:
             # converted input is a private copy: compute in it, then cast (float16)
             xc = x.astype(cdt)
-            run_elementwise(kernels, "forward", (xc,), xc, params)
+            run_elementwise(kernels, "forward", (xc,), xc, params, fresh_out=True)
             result = xc.astype(rdt, copy=False) if out is None else out
             if out is not None:
                 np.copyto(out, xc, casting="unsafe")
@@ -250,7 +274,16 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
     binder = Binder(name, act, first=2)
 
     def backward(grad_output, x=None, *args, y=None, out=None, **kwargs):
-        values = binder.bind(args, kwargs)
+        values = binder.bind(args, kwargs) if args or kwargs else None
+        if y is None and out is None and type(x) is np.ndarray and type(grad_output) is np.ndarray:
+            dt = x.dtype
+            if (
+                (dt is F32 or dt is F64) and grad_output.dtype is dt and x.size < PARALLEL_MIN_SIZE
+                and x.ndim == 1 and grad_output.shape == x.shape
+            ):  # the common small case, kept lean
+                result = np.empty_like(x)
+                kernels.backward["flat"][0](grad_output, x, result, binder.typed(values, dt))
+                return result
         if (x is None) == (y is None):
             raise TypeError(f"{name}: give exactly one of x (the forward's input) and y= (its output)")
         if y is not None:
@@ -278,10 +311,10 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
                 result = out
             else:  # keep the inputs' memory order, so that the flat kernel applies
                 result = np.empty_like(g) if g.shape == shape else np.empty(shape, cdt)
-            run_elementwise(kernels, loops, (g, v), result, params)
+            run_elementwise(kernels, loops, (g, v), result, params, fresh_out=out is None)
         else:
             tmp = np.empty(shape, cdt)
-            run_elementwise(kernels, loops, (g, v), tmp, params)
+            run_elementwise(kernels, loops, (g, v), tmp, params, fresh_out=True)
             result = tmp.astype(rdt) if out is None else out
             if out is not None:
                 np.copyto(out, tmp, casting="unsafe")

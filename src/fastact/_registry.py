@@ -53,6 +53,10 @@ def finite(v: float) -> str | None:
     return None if math.isfinite(v) else "must be finite"
 
 
+# (function, raw parameter values) -> validated values, for repeated calls
+_VALIDATED: dict[tuple, tuple[float, ...]] = {}
+
+
 @dataclass(eq=False)
 class Activation:
     """One activation: its scalar math and how it is parametrised.
@@ -97,7 +101,19 @@ class Activation:
         return self.grad_from_y_scalar is not None
 
     def validate(self, function: str, values: tuple[Any, ...]) -> tuple[float, ...]:
-        return tuple(p.validate(function, v) for p, v in zip(self.params, values, strict=True))
+        key = (function, values)
+        try:
+            return _VALIDATED[key]
+        except (KeyError, TypeError):  # not seen yet, or unhashable (an array)
+            pass
+        checked = tuple(p.validate(function, v) for p, v in zip(self.params, values, strict=True))
+        if len(_VALIDATED) > 256:
+            _VALIDATED.clear()
+        try:
+            _VALIDATED[key] = checked
+        except TypeError:
+            pass
+        return checked
 
     def check_y(self, function: str, values: tuple[float, ...]) -> None:
         if self.grad_from_y_scalar is None:
