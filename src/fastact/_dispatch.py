@@ -157,7 +157,11 @@ def run_elementwise(
             if views is not None:
                 _launch(getattr(kernels, loops)["rows"][1], *views, params)
                 return
-    getattr(kernels, f"{loops}_ufunc" if loops != "forward" else "ufunc")(*inputs, *params, out=out)
+    ufunc = getattr(kernels, f"{loops}_ufunc" if loops != "forward" else "ufunc")
+    # numba's vectorised compares raise the FP "invalid" flag on NaN, which NumPy would
+    # report after the loop; fastact's other paths never warn, so neither does this one
+    with np.errstate(all="ignore"):
+        ufunc(*inputs, *params, out=out)
 
 
 # --- the public functions -----------------------------------------------------------------

@@ -1,0 +1,44 @@
+"""Test cases generated from the registry: every element-wise activation x its parameter sets."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import fastact as fa
+
+from .references import REFERENCES
+
+ELEMENTWISE = [name for name, act in fa.ACTIVATIONS.items() if act.kind == "elementwise"]
+DTYPES = [np.float32, np.float64]
+
+CASES = [
+    pytest.param(name, params, id=f"{name}{list(params) if params else ''}")
+    for name in ELEMENTWISE
+    for params in REFERENCES[name].param_sets
+    if name in REFERENCES
+]
+FIRST_CASES = [pytest.param(name, (), id=name) for name in ELEMENTWISE]
+
+
+@pytest.fixture
+def no_warnings():
+    """Any warning raised inside the block fails the test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+def call_forward(name, x, params, **kw):
+    return getattr(fa, name)(x, *params, **kw)
+
+
+def call_backward(name, g, x, params, **kw):
+    return getattr(fa, f"{name}_backward")(g, x, *params, **kw)
+
+
+def y_supported(name, params) -> bool:
+    act = fa.ACTIVATIONS[name]
+    return act.supports_y and REFERENCES[name].y_ok(*params)
