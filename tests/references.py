@@ -43,8 +43,8 @@ def _elu(x, alpha=1.0):
 
 
 def _elu_grad(x, alpha=1.0):
-    with np.errstate(all="ignore"):
-        return _where(x <= 0, alpha * np.exp(x), 1.0)
+    with np.errstate(all="ignore"):  # NaN gives NaN (PyTorch's vectorised path)
+        return _where(x > 0, 1.0, alpha * np.exp(x))
 
 
 REFERENCES: dict[str, Reference] = {

@@ -448,7 +448,8 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
             target[...] = o3.reshape(target.shape)
         per_channel = partial.sum(axis=0) + compensation.sum(axis=0)
         grad_weight = (per_channel if w.size == channels else per_channel.sum(keepdims=True))
-        grad_weight = grad_weight.reshape(w.shape).astype(wdt)
+        with np.errstate(over="ignore"):  # a sum beyond the dtype's range is inf, quietly
+            grad_weight = grad_weight.reshape(w.shape).astype(wdt)
         if out is None:
             grad_x = _returned(target.astype(rdt, copy=False), False)
         else:

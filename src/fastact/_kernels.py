@@ -27,6 +27,7 @@ from a warm cache); ``python -m fastact warm`` compiles all of them ahead of use
 
 from __future__ import annotations
 
+import ctypes
 import types
 import zlib
 from functools import cached_property
@@ -157,7 +158,56 @@ def _make_ufunc(scalar_fn, name: str, nin: int) -> np.ufunc:
     scalar_fn.__name__ = name  # numpy names the ufunc after it; pickling looks it up
     scalar_fn.__qualname__ = f"ufunc.{name}"
     sigs = [f"{t}({', '.join([t] * nin)})" for t in ("float32", "float64")]
-    return vectorize(sigs, cache=True)(scalar_fn).ufunc
+    ufunc = vectorize(sigs, cache=True)(scalar_fn).ufunc
+    _restore_numpy_output_flags(ufunc)
+    return ufunc
+
+
+class _UFuncHead(ctypes.Structure):
+    """The leading fields of NumPy 2's public PyUFuncObject (numpy/ufuncobject.h),
+    whose layout NumPy keeps ABI-stable across 2.x."""
+
+    _fields_ = [
+        ("ob_refcnt", ctypes.c_ssize_t), ("ob_type", ctypes.c_void_p),
+        ("nin", ctypes.c_int), ("nout", ctypes.c_int), ("nargs", ctypes.c_int), ("identity", ctypes.c_int),
+        ("functions", ctypes.c_void_p), ("data", ctypes.c_void_p),
+        ("ntypes", ctypes.c_int), ("reserved1", ctypes.c_int),
+        ("name", ctypes.c_char_p), ("types", ctypes.c_void_p), ("doc", ctypes.c_void_p),
+        ("ptr", ctypes.c_void_p), ("obj", ctypes.c_void_p), ("userloops", ctypes.c_void_p),
+        ("core_enabled", ctypes.c_int), ("core_num_dim_ix", ctypes.c_int),
+        ("core_num_dims", ctypes.c_void_p), ("core_dim_ixs", ctypes.c_void_p),
+        ("core_offsets", ctypes.c_void_p), ("core_signature", ctypes.c_void_p),
+        ("type_resolver", ctypes.c_void_p), ("dict", ctypes.c_void_p),
+        ("vectorcall", ctypes.c_void_p), ("reserved3", ctypes.c_void_p),
+        ("op_flags", ctypes.POINTER(ctypes.c_uint32)),
+    ]
+
+
+# numba marks a ufunc's outputs READWRITE | UPDATEIFCOPY | ALLOCATE (numba/np/ufunc/_internal.c),
+# which makes NumPy reject where= ("An iterator operand was flagged as the ARRAYMASK, but
+# no WRITEMASKED operands were given"). NumPy's own ufuncs leave these flags at 0.
+_NUMBA_OUTPUT_FLAGS = 0x00010000 | 0x00800000 | 0x01000000
+
+
+def _restore_numpy_output_flags(ufunc: np.ufunc) -> bool:
+    """Give the ufunc NumPy's default output flags, so that where= works. The struct is
+    only written after every field read through it matches what Python reports, so on an
+    unexpected layout nothing changes (and where= stays unsupported). True if restored."""
+    if np.lib.NumpyVersion(np.__version__) < "2.0.0" or ctypes.sizeof(ctypes.c_void_p) != 8:
+        return False
+    head = _UFuncHead.from_address(id(ufunc))
+    if (
+        (head.nin, head.nout, head.nargs, head.ntypes) != (ufunc.nin, ufunc.nout, ufunc.nargs, ufunc.ntypes)
+        or head.name != ufunc.__name__.encode()
+        or not head.op_flags
+    ):
+        return False
+    flags = [head.op_flags[i] for i in range(ufunc.nargs)]
+    if flags[: ufunc.nin] != [0] * ufunc.nin or flags[ufunc.nin:] != [_NUMBA_OUTPUT_FLAGS] * ufunc.nout:
+        return False
+    for i in range(ufunc.nin, ufunc.nargs):
+        head.op_flags[i] = 0
+    return True
 
 
 # --- channel-wise loops (prelu) -------------------------------------------------------

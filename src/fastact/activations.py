@@ -6,8 +6,10 @@ Kernels, ufuncs, public functions, tests and benchmarks are all generated from t
 
 Conventions (PyTorch's autograd, see shared/FACTS.md): comparisons are written the way
 PyTorch writes them, because that is what decides the value at a kink and at NaN.
-``x < 0`` keeps ``relu(-0.0) = -0.0`` and ``relu(nan) = nan``; ``x <= 0`` in elu's
-derivative makes elu'(0) = alpha and passes the gradient through at NaN, as PyTorch does.
+``x < 0`` keeps ``relu(-0.0) = -0.0`` and ``relu(nan) = nan``; relu'(nan) = 1 and
+leaky_relu'(nan) = negative_slope, as PyTorch's autograd gives them. Where PyTorch has
+no fixed answer (its elu'(nan) is NaN on its vectorised path and 1 on its scalar tail),
+NaN gives NaN.
 
 The scalar functions are type-generic: numba compiles them for float32 and float64,
 and the dispatch layer casts parameters to the array's dtype first, so a float32
@@ -81,12 +83,12 @@ def elu(x, alpha):
 
 
 def elu_grad(x, alpha):
-    return alpha * math.exp(x) if x <= 0.0 else 1.0
+    return 1.0 if x > 0.0 else alpha * math.exp(x)
 
 
 def elu_grad_from_y(y, alpha):
     # y = alpha * (exp(x) - 1) for x <= 0, so alpha * exp(x) = y + alpha
-    return y + alpha if y <= 0.0 else 1.0
+    return 1.0 if y > 0.0 else y + alpha
 
 
 elementwise(

@@ -1,0 +1,174 @@
+"""Every wrong thing a caller can pass: the documented exception, a message that names the
+function and the argument, and every array the caller passed left byte-for-byte unchanged."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import fastact as fa
+
+from .conftest import ELEMENTWISE
+
+BAD_DTYPES = [
+    np.array([1 + 2j, 3j]),
+    np.array([1.0, None], dtype=object),
+    np.array(["a", "b"]),
+    np.array([b"a", b"b"]),
+    np.array(["2020-01-01", "2021-01-01"], dtype="datetime64[D]"),
+    np.array([1, 2], dtype="timedelta64[s]"),
+    np.array([1.0, 2.0], dtype=np.longdouble) if np.dtype(np.longdouble).itemsize > 8 else np.array([1j]),
+]
+
+
+class Guard:
+    """Snapshots of the caller's arrays, to prove nothing was written."""
+
+    def __init__(self, *arrays):
+        self.arrays = [a for a in arrays if isinstance(a, np.ndarray)]
+        self.before = [a.tobytes() for a in self.arrays]
+
+    def check(self):
+        for a, b in zip(self.arrays, self.before, strict=True):
+            assert a.tobytes() == b, "an array the caller passed was modified"
+
+
+def raises(exc, *words):
+    """pytest.raises for a message holding each of words, in order (words are regexes;
+    dtype names are escaped by the callers that pass them)."""
+    pattern = ".*".join(words)
+    return pytest.raises(exc, match=pattern)
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+@pytest.mark.parametrize("bad", BAD_DTYPES, ids=lambda a: str(a.dtype))
+def test_unsupported_dtypes_raise_type_error(name, bad):
+    out = np.zeros(2)
+    g = Guard(bad, out)
+    with raises(TypeError, name, "x", re.escape(str(bad.dtype))):
+        getattr(fa, name)(bad, out=out)
+    with raises(TypeError, f"{name}_backward", "grad_output", re.escape(str(bad.dtype))):
+        getattr(fa, f"{name}_backward")(bad, np.ones(2), out=out)
+    with raises(TypeError, f"{name}_backward", "x", re.escape(str(bad.dtype))):
+        getattr(fa, f"{name}_backward")(np.ones(2), bad, out=out)
+    g.check()
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_bad_out(name):
+    f, b = getattr(fa, name), getattr(fa, f"{name}_backward")
+    x = np.linspace(-1, 1, 6).astype(np.float32)
+    gx = np.ones_like(x)
+    cases = [
+        (np.zeros(5, np.float32), ValueError, "shape"),
+        (np.zeros((2, 3), np.float32), ValueError, "shape"),
+        (np.zeros(6, np.float64), TypeError, "dtype"),
+        (np.zeros(6, np.float16), TypeError, "dtype"),
+        ([0.0] * 6, TypeError, "ndarray"),
+    ]
+    readonly = np.zeros(6, np.float32)
+    readonly.flags.writeable = False
+    cases.append((readonly, ValueError, "read-only"))
+    for out, exc, word in cases:
+        g = Guard(x, gx, out)
+        with raises(exc, name, "out", word):
+            f(x, out=out)
+        with raises(exc, f"{name}_backward", "out", word):
+            b(gx, x, out=out)
+        g.check()
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_x_and_y_exactly_one(name):
+    b = getattr(fa, f"{name}_backward")
+    x = np.linspace(-1, 1, 5)
+    out = np.full(5, 7.0)
+    g = Guard(x, out)
+    with raises(TypeError, f"{name}_backward", "exactly one of x", "y="):
+        b(np.ones(5), x, y=x, out=out)
+    with raises(TypeError, f"{name}_backward", "exactly one of x", "y="):
+        b(np.ones(5), out=out)
+    g.check()
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_mismatched_grad_output(name):
+    b = getattr(fa, f"{name}_backward")
+    x, out = np.linspace(-1, 1, 5), np.full(5, 7.0)
+    g = Guard(x, out)
+    with raises(ValueError, f"{name}_backward", "grad_output", r"\(4,\)", r"\(5,\)"):
+        b(np.ones(4), x, out=out)
+    g.check()
+
+
+BAD_PARAMS = {
+    "leaky_relu": [({"negative_slope": float("nan")}, ValueError), ({"negative_slope": float("inf")}, ValueError),
+                   ({"negative_slope": "0.1x"}, TypeError), ({"negative_slope": None}, TypeError)],
+    "elu": [({"alpha": float("nan")}, ValueError), ({"alpha": -float("inf")}, ValueError)],
+}
+
+
+@pytest.mark.parametrize(("name", "kwargs", "exc"),
+                         [(n, kw, e) for n, cases in BAD_PARAMS.items() for kw, e in cases])
+def test_bad_parameters(name, kwargs, exc):
+    (param,) = kwargs
+    x, out = np.linspace(-1, 1, 5), np.full(5, 7.0)
+    g = Guard(x, out)
+    with raises(exc, name, param):
+        getattr(fa, name)(x, **kwargs, out=out)
+    with raises(exc, f"{name}_backward", param):
+        getattr(fa, f"{name}_backward")(np.ones(5), x, **kwargs, out=out)
+    g.check()
+
+
+def test_bad_parameters_cover_the_registry():
+    with_params = {n for n, a in fa.ACTIVATIONS.items() if a.params and a.kind == "elementwise"}
+    assert with_params <= set(BAD_PARAMS), "add bad-parameter cases for the new activation"
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_call_errors_as_python_gives_them(name):
+    f = getattr(fa, name)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
+        f(np.ones(3), nope=1)
+    with pytest.raises(TypeError, match="positional arguments"):
+        f(np.ones(3), *([1.0] * (len(fa.ACTIVATIONS[name].params) + 1)))
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [("leaky_relu", {"negative_slope": 0.0}),
+                                               ("leaky_relu", {"negative_slope": -0.2}),
+                                               ("elu", {"alpha": 0.0}), ("elu", {"alpha": -1.0})])
+def test_y_where_the_output_does_not_determine_the_derivative(name, kwargs):
+    y, out = np.linspace(-1, 1, 5), np.full(5, 7.0)
+    g = Guard(y, out)
+    (param,) = kwargs
+    with raises(TypeError, f"{name}_backward", "y=", param):
+        getattr(fa, f"{name}_backward")(np.ones(5), **kwargs, y=y, out=out)
+    g.check()
+
+
+def test_prelu_bad_input():
+    x = np.random.default_rng(0).normal(size=(2, 3, 4))
+    out = np.full_like(x, 7.0)
+    g = Guard(x, out)
+    with raises(ValueError, "prelu", "weight", "2 elements", "3"):
+        fa.prelu(x, np.ones(2), out=out)
+    with raises(ValueError, "prelu_backward", "weight"):
+        fa.prelu_backward(np.ones_like(x), x, np.ones(4), out=out)
+    with pytest.raises(np.exceptions.AxisError, match=r"prelu.*axis 3"):
+        fa.prelu(x, np.ones(3), axis=3, out=out)
+    with raises(TypeError, "prelu", "axis"):
+        fa.prelu(x, np.ones(3), axis=1.5, out=out)
+    with raises(ValueError, "prelu_backward", "grad_output"):
+        fa.prelu_backward(np.ones((2, 3)), x, np.ones(3), out=out)
+    with raises(TypeError, "prelu", "weight", "complex"):
+        fa.prelu(x, np.ones(3, complex), out=out)
+    with raises(TypeError, "prelu", "x", "complex"):
+        fa.prelu(x.astype(complex), np.ones(3))
+    with raises(ValueError, "prelu", "out", "read-only"):
+        ro = np.zeros_like(x)
+        ro.flags.writeable = False
+        fa.prelu(x, np.ones(3), out=ro)
+    g.check()

@@ -1,0 +1,93 @@
+"""fastact.ufuncs are real NumPy ufuncs; fastact.scalar functions run inside user numba code."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from numba import njit
+
+import fastact as fa
+
+from .conftest import ELEMENTWISE
+from .references import REFERENCES, reference_defaults
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_ufunc_is_a_numpy_ufunc(name):
+    u = getattr(fa.ufuncs, name)
+    nparams = len(fa.ACTIVATIONS[name].params)
+    assert isinstance(u, np.ufunc)
+    assert u.nin == 1 + nparams and u.nout == 1
+    assert u.__name__ == name
+    assert pickle.loads(pickle.dumps(u)) is u
+    b = getattr(fa.ufuncs, f"{name}_backward")
+    assert b.nin == 2 + nparams and pickle.loads(pickle.dumps(b)) is b
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_ufunc_out_where_and_broadcasting(name):
+    u = getattr(fa.ufuncs, name)
+    params = reference_defaults(name)
+    x = np.linspace(-3, 3, 12).reshape(3, 4)
+    want = REFERENCES[name].f(x, *params)
+    np.testing.assert_allclose(u(x, *params), want, rtol=1e-15)
+    out = np.full_like(x, 9.0)
+    mask = x > -1
+    assert u(x, *params, out=out, where=mask) is out
+    np.testing.assert_allclose(out, np.where(mask, want, 9.0), rtol=1e-15)
+    col = x[:, :1]  # broadcasting of the input against out
+    out2 = np.empty((3, 4))
+    u(col, *params, out=out2)
+    np.testing.assert_allclose(out2, np.broadcast_to(REFERENCES[name].f(col, *params), (3, 4)), rtol=1e-15)
+    assert u(np.float32(-1.0), *params).dtype == np.float32
+
+
+def test_ufunc_dispatches_through_array_ufunc():
+    class Tagged(np.ndarray):
+        pass
+
+    x = np.linspace(-1, 1, 4).view(Tagged)
+    assert type(fa.ufuncs.relu(x)) is Tagged
+
+
+def test_backward_from_y_ufuncs_exist_where_supported():
+    for name in ELEMENTWISE:
+        has = hasattr(fa.ufuncs, f"{name}_backward_from_y")
+        assert has == fa.ACTIVATIONS[name].supports_y
+    assert set(dir(fa.ufuncs)) >= set(ELEMENTWISE)
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_scalar_functions_from_python_and_numba(name):
+    f, df = getattr(fa.scalar, name), getattr(fa.scalar, f"{name}_grad")
+    params = reference_defaults(name)
+    ref = REFERENCES[name]
+    for v in (-2.5, -0.0, 0.0, 0.7, 3.0):
+        assert f(v, *params) == pytest.approx(float(ref.f(np.float64(v), *params)), rel=1e-15)
+        assert df(v, *params) == pytest.approx(float(ref.df(np.float64(v), *params)), rel=1e-15)
+
+
+def test_scalar_fused_into_a_user_kernel():
+    relu, leaky_grad = fa.scalar.relu, fa.scalar.leaky_relu_grad
+
+    @njit
+    def bias_relu(x, b, out):
+        for i in range(x.shape[0]):
+            for j in range(x.shape[1]):
+                out[i, j] = relu(x[i, j] + b[j])
+
+    @njit
+    def leaky_grad_sum(x, s):
+        t = 0.0
+        for v in x:
+            t += leaky_grad(v, s)
+        return t
+
+    x = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    b = np.array([0.5, -0.5, 0.0], np.float32)
+    out = np.empty_like(x)
+    bias_relu(x, b, out)
+    np.testing.assert_array_equal(out, np.maximum(x + b, 0))
+    assert leaky_grad_sum(np.array([-1.0, 2.0, 0.0]), 0.1) == pytest.approx(1.2)
