@@ -84,6 +84,10 @@ class Activation:
     kind: str = "elementwise"
     # channelwise only: d f / d weight, for the weight's gradient
     grad_weight_scalar: Callable[..., float] | None = None
+    # the natural NumPy expressions, numpy(x, *params) and numpy_grad(g, x, *params):
+    # the peer that benchmarks compare against
+    numpy: Callable[..., Any] | None = field(default=None, repr=False)
+    numpy_grad: Callable[..., Any] | None = field(default=None, repr=False)
     # filled in by fastact.__init__ once the public functions exist
     forward: Callable[..., Any] | None = field(default=None, repr=False)
     backward: Callable[..., Any] | None = field(default=None, repr=False)
@@ -156,6 +160,8 @@ def elementwise(
     formula: str,
     derivative: str,
     summary: str,
+    numpy: Callable[..., Any] | None = None,
+    numpy_grad: Callable[..., Any] | None = None,
 ) -> Activation:
     """Declare an element-wise activation and add it to the registry."""
     act = Activation(
@@ -169,6 +175,8 @@ def elementwise(
         formula=formula,
         derivative=derivative,
         summary=summary,
+        numpy=numpy,
+        numpy_grad=numpy_grad,
     )
     REGISTRY[name] = act
     return act
@@ -183,6 +191,8 @@ def channelwise(
     formula: str,
     derivative: str,
     summary: str,
+    numpy: Callable[..., Any] | None = None,
+    numpy_grad: Callable[..., Any] | None = None,
 ) -> Activation:
     """Declare an activation whose one parameter is a weight per channel (prelu)."""
     act = Activation(
@@ -194,6 +204,8 @@ def channelwise(
         derivative=derivative,
         summary=summary,
         kind="channelwise",
+        numpy=numpy,
+        numpy_grad=numpy_grad,
     )
     REGISTRY[name] = act
     return act

@@ -38,7 +38,7 @@ def _load_tbb() -> str | None:
     for f in files:
         name = Path(str(f)).name
         if name.startswith("libtbb.so.") or name in ("tbb12.dll", "libtbb.12.dylib"):
-            path = str(f.locate())
+            path = os.path.realpath(f.locate())
             try:
                 ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
             except OSError:

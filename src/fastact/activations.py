@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ._registry import Param, channelwise, elementwise, finite
 
 # --- relu -------------------------------------------------------------------------
@@ -45,6 +47,8 @@ elementwise(
     formula="f(x) = max(x, 0)",
     derivative="f'(x) = 1 if x > 0 else 0 (0 at x = 0)",
     summary="Rectified linear unit.",
+    numpy=lambda x: np.maximum(x, 0),
+    numpy_grad=lambda g, x: g * (x > 0),
 )
 
 # --- leaky_relu -------------------------------------------------------------------
@@ -73,6 +77,8 @@ elementwise(
     formula="f(x) = x if x > 0 else negative_slope * x",
     derivative="f'(x) = 1 if x > 0 else negative_slope (negative_slope at x = 0)",
     summary="Leaky rectified linear unit.",
+    numpy=lambda x, s: np.where(x > 0, x, x * s),
+    numpy_grad=lambda g, x, s: np.where(x > 0, g, g * s),
 )
 
 # --- elu --------------------------------------------------------------------------
@@ -102,6 +108,8 @@ elementwise(
     formula="f(x) = x if x > 0 else alpha * (exp(x) - 1)",
     derivative="f'(x) = 1 if x > 0 else alpha * exp(x) (alpha at x = 0)",
     summary="Exponential linear unit.",
+    numpy=lambda x, a: np.where(x > 0, x, a * np.expm1(x)),
+    numpy_grad=lambda g, x, a: np.where(x > 0, g, g * a * np.exp(x)),
 )
 
 # --- prelu: leaky_relu with a learned slope per channel -----------------------------
@@ -123,4 +131,6 @@ channelwise(
         "df/dweight[c] = 0 if x > 0 else x, summed over all but axis"
     ),
     summary="Parametric ReLU with one slope per channel.",
+    numpy=lambda x, w: np.where(x > 0, x, w * x),  # w shaped to broadcast along the axis
+    numpy_grad=lambda g, x, w: np.where(x > 0, g, g * w),
 )

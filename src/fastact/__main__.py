@@ -1,0 +1,167 @@
+"""``python -m fastact info | warm | bench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Iterable, Sequence
+
+
+def _info(_: argparse.Namespace) -> int:
+    import numba
+    import numpy as np
+
+    import fastact
+    from fastact import _threading
+    from fastact._dispatch import PARALLEL_MIN_SIZE
+    from fastact._kernels import cache_directory
+
+    fastact.relu(np.zeros(PARALLEL_MIN_SIZE, np.float32))  # starts the threading layer
+    try:
+        import llvmlite.binding as llvm
+
+        cpu, features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+    except Exception:  # pragma: no cover - informative only
+        cpu, features = "unknown", ""
+    wanted = ("avx2", "avx512f", "fma", "neon", "sve")
+    rows = [
+        ("fastact", fastact.__version__),
+        ("python", platform.python_version()),
+        ("numpy", np.__version__),
+        ("numba", numba.__version__),
+        ("platform", platform.platform()),
+        ("cpu", f"{cpu} ({', '.join(f for f in wanted if f'+{f}' in features) or 'no vector extensions found'})"),
+        ("threading layer", f"{_threading.active_layer()}"
+         + (" (chosen by the user)" if _threading.USER_CHOSE else "")
+         + (f", libtbb from {_threading.TBB_LIBRARY}" if _threading.TBB_LIBRARY else "")),
+        ("parallel launches", "serialised by fastact (layer not thread-safe)"
+         if _threading.needs_launch_lock() else "concurrent (layer is thread-safe)"),
+        ("threads", f"{numba.get_num_threads()} (numba.set_num_threads / NUMBA_NUM_THREADS)"),
+        ("parallel above", f"{PARALLEL_MIN_SIZE} elements"),
+        ("cache directory", cache_directory()),
+        ("activations", ", ".join(fastact.ACTIVATIONS)),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    return 0
+
+
+def _warm(_: argparse.Namespace) -> int:
+    """Compile (or load from the cache) every kernel and ufunc, for every dtype and layout."""
+    from fastact._kernels import warm_all
+
+    t0 = time.perf_counter()
+    n = warm_all(progress=lambda name: print(f"  {name}", file=sys.stderr))
+    print(f"{n} kernels ready in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _progress(items: Sequence, desc: str) -> Iterable:
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, desc=desc, unit="case", file=sys.stderr)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import numba
+    import numpy as np
+
+    from fastact import ACTIVATIONS
+    from fastact._bench import cases, measure
+
+    names = args.functions or list(ACTIVATIONS)
+    unknown = [n for n in names if n not in ACTIVATIONS]
+    if unknown:
+        print(f"unknown activation(s): {', '.join(unknown)}; known: {', '.join(ACTIVATIONS)}", file=sys.stderr)
+        return 2
+    if args.threads:
+        numba.set_num_threads(args.threads)
+    try:
+        import torch
+
+        torch.set_num_threads(numba.get_num_threads())
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = None
+    dtypes = tuple(np.dtype(d) for d in args.dtype)
+    todo = list(cases(names, dtypes, (args.size,), in_place=(True, False) if args.in_place else (False,)))
+    results = [measure(c, budget=args.budget) for c in _progress(todo, "fastact bench")]
+
+    def ratio(v):
+        return "-" if v is None else f"{v:.2f}x"
+
+    header = (f"{'activation':<12} {'dtype':<8} {'pass':<18} {'GB/s':>7} {'of roofline':>12} "
+              f"{'vs NumPy':>9} {'vs PyTorch':>11}")
+    print(f"\nfastact bench: {args.size:,} elements, {numba.get_num_threads()} threads, "
+          f"numpy {np.__version__}, numba {numba.__version__}, torch {torch_version or 'not installed'}")
+    print("GB/s = bytes read and written / time; 'of roofline' = a parallel copy (3-array pass for a "
+          "backward) / fastact;\n'vs X' = X's time / fastact's time (above 1: fastact is faster)\n")
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        label = r["pass"] + (" in place" if r["in_place"] else "")
+        print(f"{r['activation']:<12} {r['dtype']:<8} {label:<18} {r['fastact_GBps']:>7.1f} "
+              f"{ratio(r['of_roofline']):>12} {ratio(r['vs_numpy']):>9} {ratio(r['vs_torch']):>11}")
+    if args.json:
+        meta = {"numpy": np.__version__, "numba": numba.__version__, "torch": torch_version,
+                "threads": numba.get_num_threads(), "platform": platform.platform(),
+                "date": time.strftime("%Y-%m-%d")}
+        with open(args.json, "w") as fh:
+            json.dump({"meta": meta, "results": results}, fh, indent=1)
+        print(f"\nwrote {args.json}")
+    if args.plot:
+        _plot(results, args.plot)
+    return 0
+
+
+def _plot(results: list[dict], path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("--plot needs matplotlib: pip install 'fastact[plot]'", file=sys.stderr)
+        return
+    labels = [f"{r['activation']}\n{r['dtype']}\n{r['pass'][:3]}" for r in results]
+    contenders = [("fastact", "fastact"), ("roofline", "roofline"), ("numpy", "NumPy"), ("torch", "PyTorch")]
+    width = 0.2
+    fig, ax = plt.subplots(figsize=(max(8, len(results) * 0.9), 4.5))
+    for k, (key, label) in enumerate(contenders):
+        vals = [r["bytes"] / r["seconds"][key] / 1e9 if r["seconds"][key] else 0 for r in results]
+        ax.bar([i + (k - 1.5) * width for i in range(len(results))], vals, width, label=label)
+    ax.set_xticks(range(len(results)), labels, fontsize=7)
+    ax.set_ylabel("GB/s (bytes read + written / time)")
+    ax.set_title(f"fastact bench, {results[0]['size']:,} elements")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fastact", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="versions, threading layer, threads, CPU features, cache directory")
+    sub.add_parser("warm", help="compile every kernel ahead of use (fills the on-disk cache)")
+    b = sub.add_parser("bench", help="speed per activation vs the copy roofline, NumPy and PyTorch")
+    b.add_argument("--functions", nargs="+", metavar="NAME", help="activations to run (default: all)")
+    b.add_argument("--dtype", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
+    b.add_argument("--size", type=int, default=1 << 24, help="elements per array (default 2^24)")
+    b.add_argument("--threads", type=int, help="numba (and PyTorch) threads (default: numba's)")
+    b.add_argument("--in-place", action="store_true", help="also measure out=x / out=grad_output")
+    b.add_argument("--budget", type=float, default=0.3, help="seconds of timing per contender and case")
+    b.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    b.add_argument("--plot", metavar="FILE.png", help="write a bar chart (needs matplotlib)")
+    args = parser.parse_args(argv)
+    return {"info": _info, "warm": _warm, "bench": _bench}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

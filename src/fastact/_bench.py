@@ -1,0 +1,216 @@
+"""Benchmark cases generated from the registry, shared by ``python -m fastact bench``
+and the pytest-benchmark suite in bench/.
+
+Each case is (activation, pass, in place or not, dtype, size) and has four runners:
+fastact, NumPy's natural expression (declared with the activation), PyTorch CPU when it
+is installed, and the roofline: a numba parallel loop that moves the same bytes and
+does no arithmetic (a copy for a forward, a read-modify-write pass for an in-place
+forward, a 3-array pass for a backward). Speed is reported as bytes moved per second
+and as ratios to the roofline and to the peers measured in the same run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numba import njit, prange
+
+from . import ACTIVATIONS
+
+PRELU_CHANNELS = 8
+
+
+# --- rooflines: the same memory traffic, no arithmetic ----------------------------------------
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def copy_pass(a, out):
+    for i in prange(a.shape[0]):
+        out[i] = a[i]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def in_place_pass(a):
+    for i in prange(a.shape[0]):
+        a[i] = -a[i]  # not foldable, unlike a * 1
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def three_array_pass(a, b, out):
+    for i in prange(a.shape[0]):
+        out[i] = a[i] * b[i]
+
+
+# --- cases ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    name: str
+    direction: str  # "forward" or "backward"
+    in_place: bool
+    dtype: np.dtype
+    size: int
+    params: tuple = field(default=())
+
+    @property
+    def id(self) -> str:
+        where = "inplace" if self.in_place else "out"
+        return f"{self.name}-{self.direction}-{where}-{np.dtype(self.dtype).name}-{self.size}"
+
+    @property
+    def bytes_moved(self) -> int:
+        arrays = 2 if self.direction == "forward" else 3
+        return arrays * self.size * np.dtype(self.dtype).itemsize
+
+
+def cases(
+    names: list[str] | None = None,
+    dtypes: tuple = (np.float32, np.float64),
+    sizes: tuple[int, ...] = (1 << 24,),
+    directions: tuple[str, ...] = ("forward", "backward"),
+    in_place: tuple[bool, ...] = (False, True),
+) -> Iterator[Case]:
+    for name in names or list(ACTIVATIONS):
+        act = ACTIVATIONS[name]
+        params = () if act.kind == "channelwise" else tuple(p.default for p in act.params)
+        for dtype in dtypes:
+            for size in sizes:
+                for direction in directions:
+                    for ip in in_place:
+                        yield Case(name, direction, ip, np.dtype(dtype), size, params)
+
+
+class Runners:
+    """The arrays of one case and a zero-argument callable per contender.
+
+    In-place runners overwrite their buffer; ``restore()`` puts the original values
+    back (untimed), so every timed call sees the same data."""
+
+    def __init__(self, case: Case, seed: int = 0) -> None:
+        self.case = case
+        rng = np.random.default_rng(seed)
+        n, dt = case.size, case.dtype
+        shape = (1, PRELU_CHANNELS, n // PRELU_CHANNELS) if case.name == "prelu" else (n,)
+        self.x0 = rng.standard_normal(shape, dtype=np.float64).astype(dt) * dt.type(3)
+        self.g = rng.standard_normal(shape, dtype=np.float64).astype(dt)
+        self.x = self.x0.copy()
+        self.out = np.empty_like(self.x0)
+        self.weight = np.linspace(0.05, 0.4, PRELU_CHANNELS).astype(dt)
+        self.gbuf = self.g.copy()
+
+    def restore(self) -> None:
+        np.copyto(self.x, self.x0)
+        np.copyto(self.gbuf, self.g)
+
+    def _params(self) -> tuple:
+        return (self.weight,) if self.case.name == "prelu" else self.case.params
+
+    def fastact(self) -> Callable[[], Any]:
+        act = ACTIVATIONS[self.case.name]
+        p, x, g = self._params(), self.x, self.g
+        if self.case.direction == "forward":
+            out = x if self.case.in_place else self.out
+            return lambda: act.forward(x, *p, out=out)
+        out = self.gbuf if self.case.in_place else self.out
+        gin = self.gbuf if self.case.in_place else g
+        return lambda: act.backward(gin, x, *p, out=out)
+
+    def numpy(self) -> Callable[[], Any] | None:
+        act = ACTIVATIONS[self.case.name]
+        if act.numpy is None:
+            return None
+        p = self._params()
+        if self.case.name == "prelu":
+            p = (self.weight.reshape(1, -1, 1),)
+        x, g = self.x, self.g
+        if self.case.direction == "forward":
+            f = act.numpy
+            if self.case.in_place:  # the natural in-place NumPy form: assign the result back
+                return lambda: np.copyto(x, f(x, *p))
+            return lambda: f(x, *p)
+        fg = act.numpy_grad
+        if self.case.in_place:
+            gb = self.gbuf
+            return lambda: np.copyto(gb, fg(gb, x, *p))
+        return lambda: fg(g, x, *p)
+
+    def torch(self) -> Callable[[], Any] | None:
+        try:
+            import torch
+            import torch.nn.functional as F
+        except ImportError:
+            return None
+        name, case = self.case.name, self.case
+        fn = getattr(F, name, None)
+        if fn is None:
+            return None
+        p = (torch.from_numpy(self.weight),) if name == "prelu" else case.params
+        tx = torch.from_numpy(self.x)
+        if case.direction == "forward":
+            if case.in_place:
+                if name == "prelu":
+                    return None  # torch has no in-place prelu
+                return lambda: fn(tx, *p, inplace=True)
+            return lambda: fn(tx, *p)
+        if case.in_place:
+            return None  # autograd allocates its gradient
+        leaf = torch.from_numpy(self.x0.copy()).requires_grad_(True)
+        y = fn(leaf, *p)
+        tg = torch.from_numpy(self.g)
+        return lambda: torch.autograd.grad(y, leaf, tg, retain_graph=True)
+
+    def roofline(self) -> Callable[[], Any]:
+        x, out = self.x.reshape(-1), self.out.reshape(-1)
+        if self.case.direction == "forward":
+            if self.case.in_place:
+                return lambda: in_place_pass(x)
+            return lambda: copy_pass(x, out)
+        g = self.gbuf.reshape(-1) if self.case.in_place else self.g.reshape(-1)
+        o = g if self.case.in_place else out
+        return lambda: three_array_pass(g, x, o)
+
+
+def time_call(fn: Callable[[], Any], restore: Callable[[], None] | None, budget: float = 0.25,
+              max_calls: int = 200) -> float:
+    """Median seconds per call over as many calls as fit in the budget (at least 5),
+    after one warm-up call. ``restore`` runs untimed before each call."""
+    if restore:
+        restore()
+    fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < 5 or (time.perf_counter() - start < budget and len(times) < max_calls):
+        if restore:
+            restore()
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+CONTENDERS = ("fastact", "roofline", "numpy", "torch")
+
+
+def measure(case: Case, budget: float = 0.25) -> dict[str, Any]:
+    """Seconds per call for each contender (None where there is none), and the ratios."""
+    r = Runners(case)
+    restore = r.restore if case.in_place else None
+    seconds: dict[str, float | None] = {}
+    for who in CONTENDERS:
+        fn = getattr(r, who)()
+        seconds[who] = None if fn is None else time_call(fn, restore, budget)
+    fa = seconds["fastact"]
+    result: dict[str, Any] = {
+        "case": case.id, "activation": case.name, "pass": case.direction, "in_place": case.in_place,
+        "dtype": case.dtype.name, "size": case.size, "bytes": case.bytes_moved, "seconds": seconds,
+        "fastact_GBps": case.bytes_moved / fa / 1e9,
+        "of_roofline": seconds["roofline"] / fa,
+    }
+    for peer in ("numpy", "torch"):
+        result[f"vs_{peer}"] = None if seconds[peer] is None else seconds[peer] / fa
+    return result

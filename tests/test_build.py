@@ -1,0 +1,74 @@
+"""The kernels cache on disk across processes and vectorise."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from numba import njit
+
+import fastact as fa
+
+USE_KERNELS = textwrap.dedent("""
+    import json, numpy as np, fastact as fa
+    from fastact._dispatch import PARALLEL_MIN_SIZE
+    for n in (100, PARALLEL_MIN_SIZE * 2):
+        x = np.linspace(-2, 2, n, dtype=np.float32)
+        fa.relu(x); fa.relu_backward(x, x); fa.relu_backward(x, y=x); fa.leaky_relu(x, 0.2)
+        fa.prelu(x.reshape(2, -1), [0.1, 0.2], axis=0)
+        fa.prelu_backward(x.reshape(2, -1), x.reshape(2, -1), [0.1, 0.2], axis=0)
+    fa.ufuncs.relu(x[::2])
+    stats = {}
+    for name, k in fa.KERNELS.items():
+        for attr, loops in k.__dict__.items():
+            if isinstance(loops, dict):
+                for loop, variants in loops.items():
+                    for v in variants:
+                        stats[f"{name}.{attr}.{loop}.{v.__qualname__}"] = [
+                            sum(v.stats.cache_hits.values()), sum(v.stats.cache_misses.values())]
+    print(json.dumps(stats))
+""")
+
+
+def test_second_process_compiles_nothing(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    runs = []
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", USE_KERNELS], env=env, capture_output=True, text=True,
+                             check=True, timeout=600)
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    first, second = runs
+    assert sum(m for _, m in first.values()) > 0, "the first process should have compiled"
+    used = {k: v for k, v in second.items() if v != [0, 0]}
+    assert used, "the second process used no kernels"
+    misses = {k: v for k, v in used.items() if v[1]}
+    assert not misses, f"compiled again in a second process: {misses}"
+    files = sorted(p.name for p in (tmp_path / "cache").rglob("*.nbc"))
+    out = subprocess.run([sys.executable, "-c", USE_KERNELS], env=env, capture_output=True, text=True, check=True)
+    assert sorted(p.name for p in (tmp_path / "cache").rglob("*.nbc")) == files, "a third process added cache files"
+
+
+def _asm(dispatcher, *args):
+    """Machine code of a fresh, uncached compile of the same loop (cached code has none)."""
+    fresh = njit(error_model="numpy")(dispatcher.py_func)
+    fresh(*args)
+    return fresh.inspect_asm(fresh.signatures[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("name", "params"), [("relu", ()), ("leaky_relu", (0.2,))])
+def test_kernels_vectorise(name, params, dtype):
+    k = fa.KERNELS[name]
+    x = np.ones(64, dtype)
+    p = tuple(np.dtype(dtype).type(v) for v in params)
+    fwd = _asm(k.forward["flat"][0], x, x.copy(), p)
+    bwd = _asm(k.backward["flat"][0], x, x, x.copy(), p)
+    for asm in (fwd, bwd):
+        packed = re.findall(r"\bv\w+p[sd]\s+[^\n]*%[yz]mm", asm)
+        assert packed, "no packed ymm/zmm instructions: the loop did not vectorise"
