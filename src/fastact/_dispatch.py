@@ -337,8 +337,8 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
 
 # --- channel-wise (prelu) ---------------------------------------------------------------------
 
-_INNER_BLOCK = 16384  # columns per task: long enough to vectorise, short enough to spread
-_TASKS = 64  # target task count: a few per thread, for load balance on busy machines
+_BLOCK = 65536  # row elements per task: long enough to vectorise, short enough to spread
+_ROW_BLOCKS = 64  # tasks in the columns form: a few per thread, for load balance
 
 
 def _channel_layout(function: str, x: np.ndarray, weight: np.ndarray, axis: Any) -> tuple[int, int, int]:
@@ -363,12 +363,51 @@ def _channel_layout(function: str, x: np.ndarray, weight: np.ndarray, axis: Any)
     return outer, channels, inner
 
 
-def _as_3d(a: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, bool]:
-    """(a 3-D view of a, True), or (a 3-D copy, False) where no strided view exists."""
-    try:
-        return a.reshape(shape, copy=False), True
-    except ValueError:
-        return np.ascontiguousarray(a).reshape(shape), False
+class _ChannelPlan:
+    """How the channel kernels see x: one long row (a single channel), columns (an
+    (N, C) input: inner == 1), or rows (outer * channels rows of inner elements)."""
+
+    def __init__(self, outer: int, channels: int, inner: int) -> None:
+        self.outer, self.channels, self.inner = outer, channels, inner
+        if channels == 1:
+            self.form, self.shape = "rows", (1, outer * inner)
+        elif inner == 1:
+            self.form, self.shape = "columns", (outer, channels)
+        else:
+            self.form, self.shape = "rows", (outer * channels, inner)
+        self.n_row_blocks = max(1, min(outer, _ROW_BLOCKS))
+
+    def view(self, a: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(a 2-D view of a, True), or (a 2-D copy, False) where no strided view exists."""
+        try:
+            return a.reshape(self.shape, copy=False), True
+        except ValueError:
+            return np.ascontiguousarray(a).reshape(self.shape), False
+
+    def run(self, kernels: Kernels, loop: str, parallel: bool, *arrays: np.ndarray) -> None:
+        name = loop if self.form == "rows" else f"{loop}_columns"
+        kernel = kernels.channel[name][1 if parallel else 0]
+        extra = _BLOCK if self.form == "rows" else self.n_row_blocks
+        if parallel:
+            _launch(kernel, *arrays, extra)
+        else:
+            kernel(*arrays, extra)
+
+    def backward(self, kernels: Kernels, parallel: bool, g2: np.ndarray, x2: np.ndarray,
+                 w: np.ndarray, out2: np.ndarray) -> np.ndarray:
+        """out2 = g * df/dx; returns the sum of g * df/dweight per channel, in float64."""
+        if self.form == "rows":
+            rows, length = self.shape
+            n_blocks = max(1, -(-length // _BLOCK))
+            partial = np.zeros(rows * n_blocks)
+            self.run(kernels, "backward", parallel, g2, x2, w, out2, partial)
+            # task sums -> per channel: a pairwise sum over each channel's contiguous tasks
+            by_channel = partial.reshape(-1, self.channels if self.channels > 1 else 1, n_blocks)
+            return np.ascontiguousarray(by_channel.transpose(1, 0, 2)).reshape(by_channel.shape[1], -1).sum(axis=1)
+        partial = np.zeros((self.n_row_blocks, self.channels))
+        compensation = np.zeros_like(partial)
+        self.run(kernels, "backward", parallel, g2, x2, w, out2, partial, compensation)
+        return partial.sum(axis=0) + compensation.sum(axis=0)
 
 
 def _channel_weight(function: str, weight: Any, channels: int, dtype: np.dtype) -> tuple[np.ndarray, np.dtype]:
@@ -380,11 +419,6 @@ def _channel_weight(function: str, weight: Any, channels: int, dtype: np.dtype) 
     return flat, wdt
 
 
-def _grid(outer: int, inner: int) -> tuple[int, int]:
-    n_inner_blocks = -(-inner // _INNER_BLOCK)
-    return max(1, min(outer, _TASKS // max(n_inner_blocks, 1))), _INNER_BLOCK
-
-
 def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], Callable[..., Any]]:
     fname, bname = act.name, f"{act.name}_backward"
 
@@ -393,23 +427,17 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         rdt = result_dtype(fname, "x", x.dtype)
         cdt = compute_dtype(rdt)
         w = as_input(fname, "weight", weight)
-        outer, channels, inner = _channel_layout(fname, x, w, axis)
+        plan = _ChannelPlan(*_channel_layout(fname, x, w, axis))
         if out is not None:
             check_out(fname, out, x.shape, rdt)
-        w, _ = _channel_weight(fname, w, channels, cdt)
+        wc, _ = _channel_weight(fname, w, plan.channels, cdt)
         xc = x.astype(cdt, copy=False)
         direct = out is not None and rdt == cdt and not overlaps_partly(out, xc)
         target = out if direct else np.empty(x.shape, cdt)
-        serial, parallel = kernels.channel["forward"]
-        shape3 = (outer, channels, inner)
-        o3, o3_is_view = _as_3d(target, shape3)
-        args = (_as_3d(xc, shape3)[0], w, o3, *_grid(outer, inner))
-        if x.size < PARALLEL_MIN_SIZE:
-            serial(*args)
-        else:
-            _launch(parallel, *args)
-        if not o3_is_view:  # the kernel wrote to a copy
-            target[...] = o3.reshape(target.shape)
+        o2, o2_is_view = plan.view(target)
+        plan.run(kernels, "forward", x.size >= PARALLEL_MIN_SIZE, plan.view(xc)[0], wc, o2)
+        if not o2_is_view:  # the kernel wrote to a copy
+            target[...] = o2.reshape(target.shape)
         if out is None:
             return _returned(target.astype(rdt, copy=False), False)
         if target is not out:
@@ -422,32 +450,21 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         rdt = np.result_type(result_dtype(bname, "grad_output", g.dtype), result_dtype(bname, "x", x.dtype))
         cdt = compute_dtype(rdt)
         w = as_input(bname, "weight", weight)
-        outer, channels, inner = _channel_layout(bname, x, w, axis)
+        plan = _ChannelPlan(*_channel_layout(bname, x, w, axis))
         if g.shape != x.shape:
             raise ValueError(f"{bname}: grad_output has shape {g.shape}, which does not match x's shape {x.shape}")
         if out is not None:
             check_out(bname, out, x.shape, rdt)
-        wc, wdt = _channel_weight(bname, w, channels, cdt)
+        wc, wdt = _channel_weight(bname, w, plan.channels, cdt)
         gc, xc = g.astype(cdt, copy=False), x.astype(cdt, copy=False)
         direct = out is not None and rdt == cdt and not overlaps_partly(out, gc, xc)
         target = out if direct else np.empty(x.shape, cdt)
-        shape3 = (outer, channels, inner)
-        n_outer_blocks, inner_block = _grid(outer, inner)
-        n_tasks = n_outer_blocks * -(-inner // inner_block) if inner else 1
-        partial = np.zeros((n_tasks, channels))
-        compensation = np.zeros((n_tasks, channels))
-        o3, o3_is_view = _as_3d(target, shape3)
-        serial, parallel = kernels.channel["backward"]
-        args = (_as_3d(gc, shape3)[0], _as_3d(xc, shape3)[0], wc, o3, partial, compensation,
-                n_outer_blocks, inner_block)
-        if x.size < PARALLEL_MIN_SIZE:
-            serial(*args)
-        else:
-            _launch(parallel, *args)
-        if not o3_is_view:
-            target[...] = o3.reshape(target.shape)
-        per_channel = partial.sum(axis=0) + compensation.sum(axis=0)
-        grad_weight = (per_channel if w.size == channels else per_channel.sum(keepdims=True))
+        g2, x2 = plan.view(gc)[0], plan.view(xc)[0]
+        o2, o2_is_view = plan.view(target)
+        per_channel = plan.backward(kernels, x.size >= PARALLEL_MIN_SIZE, g2, x2, wc, o2)
+        if not o2_is_view:
+            target[...] = o2.reshape(target.shape)
+        grad_weight = per_channel if w.size == plan.channels else per_channel.sum(keepdims=True)
         with np.errstate(over="ignore"):  # a sum beyond the dtype's range is inf, quietly
             grad_weight = grad_weight.reshape(w.shape).astype(wdt)
         if out is None:

@@ -212,9 +212,18 @@ def _restore_numpy_output_flags(ufunc: np.ufunc) -> bool:
 
 
 # --- channel-wise loops (prelu) -------------------------------------------------------
-# Arrays are viewed as (outer, channels, inner). The work is cut into tasks of
-# (a block of outer rows) x (a block of inner columns), so that both an (N, C) input
-# (inner = 1) and a (1, C, H*W) input (outer = 1) spread over the threads.
+# The input is viewed in 2-D, in one of two ways:
+# * rows: (outer * channels, inner), the channel of row r is r % channels. Work is cut
+#   into tasks of (row, block of columns), so that a few long rows (a 1-D input is a
+#   single row) still spread over the threads;
+# * columns: (outer, channels) when inner == 1, as for an (N, C) input: the channel is
+#   the column, and rows are shared out in blocks.
+# Every inner loop indexes a slice from 0. numba wraps negative indices, and for an
+# index that starts at a computed offset (x[r, k] for k from k0) LLVM cannot prove the
+# wrap-around test false, so it stays in the loop and the loop does not vectorise
+# (measured: float32 ran 2-10x below the copy roofline).
+
+_SUM_BLOCK = 4096  # terms summed by one vectorised pass before compensated accumulation
 
 
 @register_jitable(fastmath={"reassoc"})
@@ -228,53 +237,84 @@ def _sum_reassociated(a):
 
 
 def _channel_loops(f, df, dw, token):
-    def forward(x, w, out, n_outer_blocks, inner_block):
+    def forward(x, w, out, block):
         token  # noqa: B018
-        outer, channels, inner = x.shape
-        n_inner_blocks = (inner + inner_block - 1) // inner_block
-        for t in prange(n_outer_blocks * n_inner_blocks):
-            bo = t // n_inner_blocks
-            k0 = (t - bo * n_inner_blocks) * inner_block
-            k1 = min(k0 + inner_block, inner)
-            for o in range(bo * outer // n_outer_blocks, (bo + 1) * outer // n_outer_blocks):
-                for c in range(channels):
-                    wc = w[c]
-                    xr, outr = x[o, c], out[o, c]  # 1-D rows: the inner loop vectorises
-                    for k in range(k0, k1):
-                        outr[k] = f(xr[k], wc)
+        rows, length = x.shape
+        channels = w.shape[0]
+        n_blocks = (length + block - 1) // block
+        for t in prange(rows * n_blocks):
+            r = t // n_blocks
+            k0 = (t - r * n_blocks) * block
+            k1 = min(k0 + block, length)
+            wc = w[r % channels]
+            xr, outr = x[r, k0:k1], out[r, k0:k1]
+            for k in range(xr.shape[0]):
+                outr[k] = f(xr[k], wc)
 
-    def backward(g, x, w, gx, partial, compensation, n_outer_blocks, inner_block):
-        # grad_x = g * df/dx; the weight's gradient sum(g * df/dw) is accumulated per
-        # task and channel in float64: the terms of a row block (exact in float64 for
-        # float32 input) are summed by a vectorised loop, and the row sums are added
-        # with Neumaier compensation.
+    def backward(g, x, w, out, partial, block):
+        # out = g * df (grad_x), and partial[t] = sum of g * dw over task t's block, in
+        # float64: terms (exact in float64 for float32 input) summed _SUM_BLOCK at a time
+        # by a vectorised pass, the pass sums added with Neumaier compensation. Each
+        # sub-block is read before it is written, so out may be g.
         token  # noqa: B018
-        outer, channels, inner = x.shape
-        n_inner_blocks = (inner + inner_block - 1) // inner_block
-        for t in prange(n_outer_blocks * n_inner_blocks):
-            bo = t // n_inner_blocks
-            k0 = (t - bo * n_inner_blocks) * inner_block
-            k1 = min(k0 + inner_block, inner)
-            terms = np.empty(k1 - k0)
-            for o in range(bo * outer // n_outer_blocks, (bo + 1) * outer // n_outer_blocks):
-                for c in range(channels):
-                    wc = w[c]
-                    gr, xr, gxr = g[o, c], x[o, c], gx[o, c]
-                    # two single-output maps: as one loop, LLVM kept data-dependent branches
-                    # for float32 (the branches mispredict on random signs: 4x slower)
-                    for k in range(k0, k1):
-                        terms[k - k0] = np.float64(gr[k]) * np.float64(dw(xr[k], wc))
-                    for k in range(k0, k1):
-                        gxr[k] = gr[k] * df(xr[k], wc)
-                    s = _sum_reassociated(terms)
-                    total = partial[t, c] + s
-                    if abs(partial[t, c]) >= abs(s):
-                        compensation[t, c] += (partial[t, c] - total) + s
+        rows, length = x.shape
+        channels = w.shape[0]
+        n_blocks = (length + block - 1) // block
+        for t in prange(rows * n_blocks):
+            r = t // n_blocks
+            k0 = (t - r * n_blocks) * block
+            k1 = min(k0 + block, length)
+            wc = w[r % channels]
+            terms = np.empty(min(_SUM_BLOCK, k1 - k0))
+            s = 0.0
+            compensation = 0.0
+            for b0 in range(k0, k1, _SUM_BLOCK):
+                b1 = min(b0 + _SUM_BLOCK, k1)
+                gb, xb, ob = g[r, b0:b1], x[r, b0:b1], out[r, b0:b1]
+                for k in range(xb.shape[0]):
+                    terms[k] = np.float64(gb[k]) * np.float64(dw(xb[k], wc))
+                for k in range(xb.shape[0]):
+                    ob[k] = gb[k] * df(xb[k], wc)
+                part = _sum_reassociated(terms[: xb.shape[0]])
+                total = s + part
+                if abs(s) >= abs(part):
+                    compensation += (s - total) + part
+                else:
+                    compensation += (part - total) + s
+                s = total
+            partial[t] = s + compensation
+
+    def forward_columns(x, w, out, n_row_blocks):
+        token  # noqa: B018
+        n, channels = x.shape
+        for b in prange(n_row_blocks):
+            for i in range(b * n // n_row_blocks, (b + 1) * n // n_row_blocks):
+                xr, outr = x[i], out[i]
+                for j in range(channels):
+                    outr[j] = f(xr[j], w[j])
+
+    def backward_columns(g, x, w, out, partial, compensation, n_row_blocks):
+        # per row block and channel, in float64 with Neumaier compensation; the
+        # updates of different channels are independent, so the loop over j vectorises
+        token  # noqa: B018
+        n, channels = x.shape
+        for b in prange(n_row_blocks):
+            pb, cb = partial[b], compensation[b]
+            for i in range(b * n // n_row_blocks, (b + 1) * n // n_row_blocks):
+                gr, xr, outr = g[i], x[i], out[i]
+                for j in range(channels):
+                    term = np.float64(gr[j]) * np.float64(dw(xr[j], w[j]))
+                    s = pb[j]
+                    total = s + term
+                    if abs(s) >= abs(term):
+                        cb[j] += (s - total) + term
                     else:
-                        compensation[t, c] += (s - total) + partial[t, c]
-                    partial[t, c] = total
+                        cb[j] += (term - total) + s
+                    pb[j] = total
+                for j in range(channels):  # after the sums: out may be g
+                    outr[j] = gr[j] * df(xr[j], w[j])
 
-    return forward, backward
+    return forward, backward, forward_columns, backward_columns
 
 
 class Kernels:
