@@ -45,6 +45,16 @@ for _name, _act in REGISTRY.items():
 
 del _name, _act, _kernels, _activations
 
+# numba initialises its compiler (about 0.25 s of imports and registrations) on the first
+# load of any cached function in a process. Doing it here puts that one-time cost in the
+# import, so that the first call of each function costs only its own cache load (~10 ms).
+# It is done synchronously: a background thread holding numba's compiler lock across a
+# fork(), or while numba extensions are imported, could hang the process.
+from numba.core.registry import cpu_target as _cpu_target  # noqa: E402
+
+_cpu_target.target_context.refresh()
+del _cpu_target
+
 __all__ = ["ACTIVATIONS", "__version__"] + [
     n for name in REGISTRY for n in (name, f"{name}_backward")
 ]

@@ -28,10 +28,12 @@ from ._kernels import Kernels
 from ._registry import Activation
 
 # Element count at and above which the parallel kernels run. Chosen from
-# bench/crossover.py on the project's machine kind (2 threads, float32 and float64,
-# forward and backward): below it the ~1.5-3 us of a parallel launch costs more than
-# splitting the loop saves. See the README's "Dispatch" section for the measurement.
-PARALLEL_MIN_SIZE = 1 << 15
+# bench/crossover.py on the project's machine kind (2 threads, TBB; 2026-11-23): for the
+# memory-bound relu/leaky_relu loops the parallel kernel first wins at 2^16-2^17
+# elements in both dtypes, forward and backward (below, the 3-6 us of a parallel launch
+# costs more than splitting saves); compute-bound elu wins from about 2^13, so one
+# constant leaves it some speed at mid sizes. README, "Dispatch", has the numbers.
+PARALLEL_MIN_SIZE = 1 << 16
 
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 
