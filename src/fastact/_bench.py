@@ -175,22 +175,31 @@ class Runners:
         return lambda: three_array_pass(g, x, o)
 
 
-def time_call(fn: Callable[[], Any], restore: Callable[[], None] | None, budget: float = 0.25,
-              max_calls: int = 200) -> float:
-    """Median seconds per call over as many calls as fit in the budget (at least 5),
-    after one warm-up call. ``restore`` runs untimed before each call."""
-    if restore:
-        restore()
-    fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < 5 or (time.perf_counter() - start < budget and len(times) < max_calls):
+def time_calls(fns: dict[str, Callable[[], Any]], restore: Callable[[], None] | None,
+               budget: float = 0.25, max_rounds: int = 200) -> dict[str, float]:
+    """Median seconds per call of each callable. The callables take turns, one call each per
+    round, so that drift on a shared machine (another tenant, frequency changes) affects
+    them alike, and the round's order rotates, so that none always follows a peer that
+    allocates and frees a large array; rounds continue while they fit in budget seconds
+    per callable (at least 5). ``restore`` runs untimed before each call."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for fn in fns.values():  # warm-up: compile, fault pages in
         if restore:
             restore()
-        t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    start = time.perf_counter()
+    rounds = 0
+    order = list(fns.items())
+    while rounds < 5 or (time.perf_counter() - start < budget * len(fns) and rounds < max_rounds):
+        k = rounds % len(order)
+        for key, fn in order[k:] + order[:k]:
+            if restore:
+                restore()
+            t0 = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - t0)
+        rounds += 1
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 CONTENDERS = ("fastact", "roofline", "numpy", "torch")
@@ -199,11 +208,9 @@ CONTENDERS = ("fastact", "roofline", "numpy", "torch")
 def measure(case: Case, budget: float = 0.25) -> dict[str, Any]:
     """Seconds per call for each contender (None where there is none), and the ratios."""
     r = Runners(case)
-    restore = r.restore if case.in_place else None
-    seconds: dict[str, float | None] = {}
-    for who in CONTENDERS:
-        fn = getattr(r, who)()
-        seconds[who] = None if fn is None else time_call(fn, restore, budget)
+    fns = {who: fn for who in CONTENDERS if (fn := getattr(r, who)()) is not None}
+    timed = time_calls(fns, r.restore if case.in_place else None, budget)
+    seconds: dict[str, float | None] = {who: timed.get(who) for who in CONTENDERS}
     fa = seconds["fastact"]
     result: dict[str, Any] = {
         "case": case.id, "activation": case.name, "pass": case.direction, "in_place": case.in_place,
