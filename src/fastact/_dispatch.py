@@ -93,6 +93,21 @@ def check_out(function: str, out: Any, shape: tuple[int, ...], dtype: np.dtype) 
     return out
 
 
+def _fast_out(out: Any, x: np.ndarray, dtype: np.dtype, *more: np.ndarray) -> np.ndarray | None:
+    """out, if the lean path can write to it as it is (right type, dtype, shape, contiguous,
+    writable, and each input either out itself or apart from it); else None, and the
+    general path checks it and says what is wrong."""
+    if type(out) is not np.ndarray or out.dtype is not dtype or out.shape != x.shape:
+        return None
+    flags = out.flags
+    if not (flags.c_contiguous and flags.writeable):
+        return None
+    for a in (x, *more):
+        if a is not out and np.may_share_memory(a, out):
+            return None
+    return out
+
+
 def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
     return (
         a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
@@ -238,17 +253,24 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
 
     def forward(x, *args, out=None, **kwargs):
         values = binder.bind(args, kwargs) if args or kwargs else None
-        if type(x) is np.ndarray and out is None:
+        if type(x) is np.ndarray:
             dt = x.dtype
-            if (dt is F32 or dt is F64) and x.size < PARALLEL_MIN_SIZE and x.flags.c_contiguous:
+            xflags = x.flags
+            if (dt is F32 or dt is F64) and x.size < PARALLEL_MIN_SIZE and xflags.c_contiguous:
                 # the common small case, kept lean: its cost is all overhead
-                params = binder.typed_defaults[dt] if values is None else binder.typed(values, dt)
-                result = np.empty_like(x)
-                if x.ndim == 1:
-                    kernels.forward["flat"][0](x, result, params)
-                    return result
-                kernels.forward["flat"][0](x.reshape(-1), result.reshape(-1), params)
-                return result if x.ndim else result[()]
+                if out is None:
+                    result = np.empty_like(x)
+                elif out is x:
+                    result = x if xflags.writeable else None
+                else:
+                    result = _fast_out(out, x, dt)
+                if result is not None:
+                    params = binder.typed_defaults[dt] if values is None else binder.typed(values, dt)
+                    if x.ndim == 1:
+                        kernels.forward["flat"][0](x, result, params)
+                        return result
+                    kernels.forward["flat"][0](x.reshape(-1), result.reshape(-1), params)
+                    return result if x.ndim or out is not None else result[()]
         x = as_input(name, "x", x)
         rdt = result_dtype(name, "x", x.dtype)
         cdt = compute_dtype(rdt)
@@ -281,15 +303,16 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
 
     def backward(grad_output, x=None, *args, y=None, out=None, **kwargs):
         values = binder.bind(args, kwargs) if args or kwargs else None
-        if y is None and out is None and type(x) is np.ndarray and type(grad_output) is np.ndarray:
+        if y is None and type(x) is np.ndarray and type(grad_output) is np.ndarray:
             dt = x.dtype
             if (
                 (dt is F32 or dt is F64) and grad_output.dtype is dt and x.size < PARALLEL_MIN_SIZE
                 and x.ndim == 1 and grad_output.shape == x.shape
             ):  # the common small case, kept lean
-                result = np.empty_like(x)
-                kernels.backward["flat"][0](grad_output, x, result, binder.typed(values, dt))
-                return result
+                result = np.empty_like(x) if out is None else _fast_out(out, x, dt, grad_output)
+                if result is not None:
+                    kernels.backward["flat"][0](grad_output, x, result, binder.typed(values, dt))
+                    return result
         if (x is None) == (y is None):
             raise TypeError(f"{name}: give exactly one of x (the forward's input) and y= (its output)")
         if y is not None:
