@@ -251,25 +251,32 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
     name = act.name
     binder = Binder(name, act, first=1)
 
+    # The small-array path below costs only overhead, so it keeps to closure variables
+    # (faster to reach than module globals) and the serial kernel once loaded.
+    ndarray, empty_like, f32, f64, small = np.ndarray, np.empty_like, F32, F64, PARALLEL_MIN_SIZE
+    typed_defaults = binder.typed_defaults
+    serial: list = []
+
     def forward(x, *args, out=None, **kwargs):
         values = binder.bind(args, kwargs) if args or kwargs else None
-        if type(x) is np.ndarray:
+        if type(x) is ndarray:
             dt = x.dtype
             xflags = x.flags
-            if (dt is F32 or dt is F64) and x.size < PARALLEL_MIN_SIZE and xflags.c_contiguous:
-                # the common small case, kept lean: its cost is all overhead
+            if (dt is f32 or dt is f64) and x.size < small and xflags.c_contiguous:
                 if out is None:
-                    result = np.empty_like(x)
+                    result = empty_like(x)
                 elif out is x:
                     result = x if xflags.writeable else None
                 else:
                     result = _fast_out(out, x, dt)
                 if result is not None:
-                    params = binder.typed_defaults[dt] if values is None else binder.typed(values, dt)
+                    params = typed_defaults[dt] if values is None else binder.typed(values, dt)
+                    if not serial:
+                        serial.append(kernels.forward["flat"][0])
                     if x.ndim == 1:
-                        kernels.forward["flat"][0](x, result, params)
+                        serial[0](x, result, params)
                         return result
-                    kernels.forward["flat"][0](x.reshape(-1), result.reshape(-1), params)
+                    serial[0](x.reshape(-1), result.reshape(-1), params)
                     return result if x.ndim or out is not None else result[()]
         x = as_input(name, "x", x)
         rdt = result_dtype(name, "x", x.dtype)
