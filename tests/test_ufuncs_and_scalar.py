@@ -21,6 +21,7 @@ def test_ufunc_is_a_numpy_ufunc(name):
     assert isinstance(u, np.ufunc)
     assert u.nin == 1 + nparams and u.nout == 1
     assert u.__name__ == name
+    assert u.__module__ == "fastact.ufuncs"
     assert pickle.loads(pickle.dumps(u)) is u
     b = getattr(fa.ufuncs, f"{name}_backward")
     assert b.nin == 2 + nparams and pickle.loads(pickle.dumps(b)) is b
@@ -42,6 +43,17 @@ def test_ufunc_out_where_and_broadcasting(name):
     u(col, *params, out=out2)
     np.testing.assert_allclose(out2, np.broadcast_to(REFERENCES[name].f(col, *params), (3, 4)), rtol=1e-15)
     assert u(np.float32(-1.0), *params).dtype == np.float32
+
+
+def test_ufunc_unpickles_in_a_fresh_process():
+    import subprocess
+    import sys
+
+    blob = pickle.dumps(fa.ufuncs.leaky_relu_backward)
+    code = ("import pickle, sys, numpy as np; u = pickle.loads(sys.stdin.buffer.read()); "
+            "print(*u(np.array([1.0, -1.0]), np.array([-2.0, 3.0]), 0.5))")
+    out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, check=True)
+    assert [float(v) for v in out.stdout.split()] == [0.5, -1.0]
 
 
 def test_ufunc_dispatches_through_array_ufunc():

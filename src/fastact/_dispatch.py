@@ -194,8 +194,8 @@ class Binder:
         self.index = {n: i for i, n in enumerate(self.names)}
         self.defaults = tuple(p.default for p in act.params)
         self.first = first  # how many positional arguments precede the parameters
-        self._default_values = act.validate(function, self.defaults)
-        self.typed_defaults = {dt: tuple(dt.type(v) for v in self._default_values) for dt in (F32, F64)}
+        self.default_values = act.validate(function, self.defaults)
+        self.typed_defaults = {dt: tuple(dt.type(v) for v in self.default_values) for dt in (F32, F64)}
         # validated, typed parameters of recent calls: a loop calling leaky_relu(x, 0.2)
         # pays for validation once
         self._memo: dict[tuple, tuple] = {}
@@ -323,7 +323,7 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
         if (x is None) == (y is None):
             raise TypeError(f"{name}: give exactly one of x (the forward's input) and y= (its output)")
         if y is not None:
-            act.check_y(name, values if values is not None else binder._default_values)
+            act.check_y(name, values if values is not None else binder.default_values)
             arg, argname = y, "y"
         else:
             arg, argname = x, "x"

@@ -165,6 +165,9 @@ def _make_ufunc(scalar_fn, name: str, nin: int) -> np.ufunc:
     sigs = [f"{t}({', '.join([t] * nin)})" for t in ("float32", "float64")]
     ufunc = vectorize(sigs, cache=True)(scalar_fn).ufunc
     _restore_numpy_output_flags(ufunc)
+    # pickle finds a ufunc by __module__ and __name__; without a module it scans every
+    # loaded module (slow, and it wakes lazy modules and their deprecation warnings)
+    ufunc.__module__ = "fastact.ufuncs"
     return ufunc
 
 
@@ -240,6 +243,25 @@ def _sum_reassociated(a):
     return s
 
 
+@register_jitable
+def _task_span(t, n_blocks, block, length):
+    """Row and column range of task t, when each row is cut into n_blocks blocks."""
+    r = t // n_blocks
+    k0 = (t - r * n_blocks) * block
+    return r, k0, min(k0 + block, length)
+
+
+@register_jitable
+def _neumaier_add(s, compensation, value):
+    """(s + value, the updated compensation): Neumaier's compensated summation step."""
+    total = s + value
+    if abs(s) >= abs(value):
+        compensation += (s - total) + value
+    else:
+        compensation += (value - total) + s
+    return total, compensation
+
+
 def _channel_loops(f, df, dw, token):
     def forward(x, w, out, block):
         token  # noqa: B018
@@ -247,9 +269,7 @@ def _channel_loops(f, df, dw, token):
         channels = w.shape[0]
         n_blocks = (length + block - 1) // block
         for t in prange(rows * n_blocks):
-            r = t // n_blocks
-            k0 = (t - r * n_blocks) * block
-            k1 = min(k0 + block, length)
+            r, k0, k1 = _task_span(t, n_blocks, block, length)
             wc = w[r % channels]
             xr, outr = x[r, k0:k1], out[r, k0:k1]
             for k in range(xr.shape[0]):
@@ -265,9 +285,7 @@ def _channel_loops(f, df, dw, token):
         channels = w.shape[0]
         n_blocks = (length + block - 1) // block
         for t in prange(rows * n_blocks):
-            r = t // n_blocks
-            k0 = (t - r * n_blocks) * block
-            k1 = min(k0 + block, length)
+            r, k0, k1 = _task_span(t, n_blocks, block, length)
             wc = w[r % channels]
             terms = np.empty(min(_SUM_BLOCK, k1 - k0))
             s = 0.0
@@ -279,13 +297,7 @@ def _channel_loops(f, df, dw, token):
                     terms[k] = np.float64(gb[k]) * np.float64(dw(xb[k], wc))
                 for k in range(xb.shape[0]):
                     ob[k] = gb[k] * gb.dtype.type(df(xb[k], wc))
-                part = _sum_reassociated(terms[: xb.shape[0]])
-                total = s + part
-                if abs(s) >= abs(part):
-                    compensation += (s - total) + part
-                else:
-                    compensation += (part - total) + s
-                s = total
+                s, compensation = _neumaier_add(s, compensation, _sum_reassociated(terms[: xb.shape[0]]))
             partial[t] = s + compensation
 
     def forward_columns(x, w, out, n_row_blocks):
@@ -308,13 +320,7 @@ def _channel_loops(f, df, dw, token):
                 gr, xr, outr = g[i], x[i], out[i]
                 for j in range(channels):
                     term = np.float64(gr[j]) * np.float64(dw(xr[j], w[j]))
-                    s = pb[j]
-                    total = s + term
-                    if abs(s) >= abs(term):
-                        cb[j] += (s - total) + term
-                    else:
-                        cb[j] += (term - total) + s
-                    pb[j] = total
+                    pb[j], cb[j] = _neumaier_add(pb[j], cb[j], term)
                 for j in range(channels):  # after the sums: out may be g
                     outr[j] = gr[j] * gr.dtype.type(df(xr[j], w[j]))
 

@@ -148,6 +148,14 @@ def _jitable(fn: Callable[..., float] | None) -> Callable[..., float] | None:
     return fn
 
 
+def _register(**fields: Any) -> Activation:
+    for key in ("forward_scalar", "grad_scalar", "grad_from_y_scalar", "grad_weight_scalar"):
+        fields[key] = _jitable(fields.get(key))
+    act = Activation(**fields)
+    REGISTRY[act.name] = act
+    return act
+
+
 def elementwise(
     name: str,
     forward: Callable[..., float],
@@ -164,22 +172,11 @@ def elementwise(
     numpy_grad: Callable[..., Any] | None = None,
 ) -> Activation:
     """Declare an element-wise activation and add it to the registry."""
-    act = Activation(
-        name=name,
-        forward_scalar=_jitable(forward),
-        grad_scalar=_jitable(grad),
-        params=params,
-        grad_from_y_scalar=_jitable(grad_from_y),
-        y_ok=y_ok,
-        y_condition=y_condition,
-        formula=formula,
-        derivative=derivative,
-        summary=summary,
-        numpy=numpy,
-        numpy_grad=numpy_grad,
+    return _register(
+        name=name, forward_scalar=forward, grad_scalar=grad, params=params, grad_from_y_scalar=grad_from_y,
+        y_ok=y_ok, y_condition=y_condition, formula=formula, derivative=derivative, summary=summary,
+        numpy=numpy, numpy_grad=numpy_grad,
     )
-    REGISTRY[name] = act
-    return act
 
 
 def channelwise(
@@ -195,17 +192,7 @@ def channelwise(
     numpy_grad: Callable[..., Any] | None = None,
 ) -> Activation:
     """Declare an activation whose one parameter is a weight per channel (prelu)."""
-    act = Activation(
-        name=name,
-        forward_scalar=_jitable(forward),
-        grad_scalar=_jitable(grad),
-        grad_weight_scalar=_jitable(grad_weight),
-        formula=formula,
-        derivative=derivative,
-        summary=summary,
-        kind="channelwise",
-        numpy=numpy,
-        numpy_grad=numpy_grad,
+    return _register(
+        name=name, forward_scalar=forward, grad_scalar=grad, grad_weight_scalar=grad_weight, kind="channelwise",
+        formula=formula, derivative=derivative, summary=summary, numpy=numpy, numpy_grad=numpy_grad,
     )
-    REGISTRY[name] = act
-    return act
