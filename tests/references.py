@@ -121,11 +121,17 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     assert a.dtype == b.dtype
     itype = {4: np.int32, 8: np.int64}[a.dtype.itemsize]
 
-    def ordered(v):
+    def ordered(v):  # the float's bits as an integer that grows with the float's value
         i = v.view(itype).astype(np.int64)
-        return np.where(i < 0, np.iinfo(itype).min - i, i)
+        return np.where(i < 0, np.int64(np.iinfo(itype).min) - i, i)
 
-    d = np.abs(ordered(a).astype(np.float64) - ordered(b).astype(np.float64))
+    # Subtract as integers: as floats, int64 values near 2^62 would be rounded to
+    # multiples of 1024 and small distances lost. Same-sign pairs cannot overflow; a pair
+    # of opposite signs (other than -0.0 and +0.0, which order as 0 and 0) is far apart.
+    oa, ob = ordered(a), ordered(b)
+    same_side = (oa >= 0) == (ob >= 0)
+    with np.errstate(over="ignore"):
+        d = np.where(same_side, np.abs(oa - ob), np.abs(oa) + np.abs(ob)).astype(np.float64)
     nan_a, nan_b = np.isnan(a), np.isnan(b)
     d = np.where(nan_a & nan_b, 0.0, d)
     return np.where(nan_a ^ nan_b, np.inf, d)
