@@ -11,7 +11,8 @@ the cells hold:
 * the plain Python scalar functions, made callable from numba by ``register_jitable``
   (``_registry.py``). They pickle *by reference* (module and qualified name), which
   is the same in every process, so the cache hits;
-* ``SOURCE_TOKEN``, a hash of the files that hold the scalar math. numba checks only
+* ``SOURCE_TOKEN``, a hash of the files that hold the scalar math (the declarations and
+  ``_math.py``). numba checks only
   the source stamp of the file that defines the kernel (this one), so without the
   token an edited declaration would keep running its stale cached machine code.
 
@@ -39,7 +40,7 @@ from numba.extending import register_jitable
 
 from ._registry import Activation
 
-_SCALAR_MATH_FILES = ("activations.py",)
+_SCALAR_MATH_FILES = ("activations.py", "_math.py")
 
 
 def _source_token() -> int:

@@ -14,14 +14,15 @@ NaN gives NaN.
 The scalar functions are type-generic: numba compiles them for float32 and float64,
 and the dispatch layer casts parameters to the array's dtype first, so a float32
 array is computed in float32 (``x * negative_slope`` rounds as PyTorch's does).
+Transcendental functions come from ``_math`` (vectorisable, error bounds measured), not
+from ``math``, whose libm calls keep a loop from vectorising.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from ._math import exp, expm1
 from ._registry import Param, channelwise, elementwise, finite
 
 # --- relu -------------------------------------------------------------------------
@@ -84,12 +85,17 @@ elementwise(
 # --- elu --------------------------------------------------------------------------
 
 
+# The exponential is computed before the comparison, not inside one arm of it: a
+# value computed in one arm only is a branch that LLVM must speculate to vectorise, and
+# for float64 it did not (the loop ran scalar, 3x slower).
 def elu(x, alpha):
-    return alpha * math.expm1(x) if x <= 0.0 else x
+    negative = alpha * expm1(x)
+    return negative if x <= 0.0 else x
 
 
 def elu_grad(x, alpha):
-    return 1.0 if x > 0.0 else alpha * math.exp(x)
+    negative = alpha * exp(x)
+    return 1.0 if x > 0.0 else negative
 
 
 def elu_grad_from_y(y, alpha):
