@@ -123,14 +123,13 @@ def _expm1_32(x):
     xc = xc if xc < _F32_EXP_HI else _F32_EXP_HI
     k, r = _reduce32(xc)
     q = _expm1_poly32(r)
-    # 2^k (1 + q) - 1 = (2^k - 1) + 2^k q, both parts formed exactly or with one rounding
-    # (for k = 0 it is q exactly); for large k the - 1 is far below half an ulp and 2^k
-    # alone may overflow. Both are computed and one selected: straight-line code, which
-    # LLVM vectorises where it did not vectorise the branches (float64).
-    s = _scale32(np.float32(1.0), k)
-    near = (s - np.float32(1.0)) + s * q
-    far = _scale32(np.float32(1.0) + q, k)
-    y = near if k < 64 else far
+    # 2^k (1 + q) - 1 = (2^k - 1) + 2^k q: both parts formed exactly or with one rounding,
+    # and q exactly for k = 0. Written with h = 2^(k-1) as 2 ((h - 1/2) + h q), which
+    # rounds the same (times 2 is exact) and keeps h finite up to the overflow threshold,
+    # where 2^k itself would be inf. One formula, no branches: as branches, or with a
+    # second formula for large k, LLVM did not vectorise the float64 loop.
+    h = _scale32(np.float32(0.5), k)
+    y = np.float32(2.0) * ((h - np.float32(0.5)) + h * q)
     y = y if x != 0 else x  # the sign of a zero passes through
     return y if x == x else x  # and NaN (two selects: "and" would be a branch)
 
@@ -198,10 +197,8 @@ def _expm1_64(x):
     xc = xc if xc < _F64_EXP_HI else _F64_EXP_HI
     k, r = _reduce64(xc)
     q = _expm1_poly64(r)
-    s = _scale64(1.0, k)
-    near = (s - 1.0) + s * q
-    far = _scale64(1.0 + q, k)
-    y = near if k < 512 else far
+    h = _scale64(0.5, k)  # as in _expm1_32
+    y = 2.0 * ((h - 0.5) + h * q)
     y = y if x != 0 else x  # the sign of a zero passes through
     return y if x == x else x  # and NaN (two selects: "and" would be a branch)
 
