@@ -62,7 +62,7 @@ def _asm(dispatcher, *args):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize(("name", "params"), [("relu", ()), ("leaky_relu", (0.2,))])
+@pytest.mark.parametrize(("name", "params"), [("relu", ()), ("leaky_relu", (0.2,)), ("elu", (1.0,))])
 def test_kernels_vectorise(name, params, dtype):
     k = fa.KERNELS[name]
     x = np.ones(64, dtype)

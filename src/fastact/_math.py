@@ -71,6 +71,7 @@ _F32_LN2_HI = np.float32(0.693145752)  # ln 2 rounded to 16 bits: k * hi is exac
 _F32_LN2_LO = np.float32(1.42860677e-06)
 _F32_EXP_LO, _F32_EXP_HI = np.float32(-104.0), np.float32(89.0)  # 0 and inf beyond
 _F32_EXPM1_LO = np.float32(-20.0)  # expm1 is -1 to float32 precision below
+_F32_EXPM1_TINY = np.float32(2.0**-26)
 
 
 @register_jitable
@@ -130,8 +131,9 @@ def _expm1_32(x):
     # second formula for large k, LLVM did not vectorise the float64 loop.
     h = _scale32(np.float32(0.5), k)
     y = np.float32(2.0) * ((h - np.float32(0.5)) + h * q)
-    y = y if x != 0 else x  # the sign of a zero passes through
-    return y if x == x else x  # and NaN (two selects: "and" would be a branch)
+    # below 2^-26, expm1(x) rounds to x: this keeps subnormals (which h q would round
+    # away) and the sign of zero, and passes NaN through (abs(nan) >= t is false)
+    return y if abs(x) >= _F32_EXPM1_TINY else x
 
 
 # --- float64 ---------------------------------------------------------------------------------
@@ -142,6 +144,7 @@ _F64_LN2_HI = 6.93147180369123816490e-01  # ln 2 with its low 32 bits cleared: k
 _F64_LN2_LO = 1.90821492927058770002e-10
 _F64_EXP_LO, _F64_EXP_HI = -746.0, 710.0
 _F64_EXPM1_LO = -40.0
+_F64_EXPM1_TINY = 2.0**-55
 
 
 @register_jitable
@@ -199,8 +202,7 @@ def _expm1_64(x):
     q = _expm1_poly64(r)
     h = _scale64(0.5, k)  # as in _expm1_32
     y = 2.0 * ((h - 0.5) + h * q)
-    y = y if x != 0 else x  # the sign of a zero passes through
-    return y if x == x else x  # and NaN (two selects: "and" would be a branch)
+    return y if abs(x) >= _F64_EXPM1_TINY else x
 
 
 # --- the public names: one function per operation, typed by its argument ----------------------
