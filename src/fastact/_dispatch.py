@@ -416,9 +416,10 @@ class _ChannelPlan:
         except ValueError:
             return np.ascontiguousarray(a).reshape(self.shape), False
 
-    def run(self, kernels: Kernels, loop: str, parallel: bool, *arrays: np.ndarray) -> None:
+    def run(self, kernels: Kernels, loop: str, parallel: bool, *arrays: np.ndarray, in_place: bool = False) -> None:
+        """in_place: out (the kernel's output) is the very array it reads (x, or g)."""
         name = loop if self.form == "rows" else f"{loop}_columns"
-        kernel = kernels.channel[name][1 if parallel else 0]
+        kernel = (kernels.channel_in_place if in_place else kernels.channel)[name][1 if parallel else 0]
         extra = _BLOCK if self.form == "rows" else self.n_row_blocks
         if parallel:
             _launch(kernel, *arrays, extra)
@@ -426,19 +427,19 @@ class _ChannelPlan:
             kernel(*arrays, extra)
 
     def backward(self, kernels: Kernels, parallel: bool, g2: np.ndarray, x2: np.ndarray,
-                 w: np.ndarray, out2: np.ndarray) -> np.ndarray:
+                 w: np.ndarray, out2: np.ndarray, in_place: bool) -> np.ndarray:
         """out2 = g * df/dx; returns the sum of g * df/dweight per channel, in float64."""
         if self.form == "rows":
             rows, length = self.shape
             n_blocks = max(1, -(-length // _BLOCK))
             partial = np.zeros(rows * n_blocks)
-            self.run(kernels, "backward", parallel, g2, x2, w, out2, partial)
+            self.run(kernels, "backward", parallel, g2, x2, w, out2, partial, in_place=in_place)
             # task sums -> per channel: a pairwise sum over each channel's contiguous tasks
             by_channel = partial.reshape(-1, self.channels if self.channels > 1 else 1, n_blocks)
             return np.ascontiguousarray(by_channel.transpose(1, 0, 2)).reshape(by_channel.shape[1], -1).sum(axis=1)
         partial = np.zeros((self.n_row_blocks, self.channels))
         compensation = np.zeros_like(partial)
-        self.run(kernels, "backward", parallel, g2, x2, w, out2, partial, compensation)
+        self.run(kernels, "backward", parallel, g2, x2, w, out2, partial, compensation, in_place=in_place)
         return partial.sum(axis=0) + compensation.sum(axis=0)
 
 
@@ -467,7 +468,9 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         direct = out is not None and rdt == cdt and not overlaps_partly(out, xc)
         target = out if direct else np.empty(x.shape, cdt)
         o2, o2_is_view = plan.view(target)
-        plan.run(kernels, "forward", x.size >= PARALLEL_MIN_SIZE, plan.view(xc)[0], wc, o2)
+        x2 = plan.view(xc)[0]
+        in_place = o2_is_view and _same_view(x2, o2)
+        plan.run(kernels, "forward", x.size >= PARALLEL_MIN_SIZE, x2, wc, o2, in_place=in_place)
         if not o2_is_view:  # the kernel wrote to a copy
             target[...] = o2.reshape(target.shape)
         if out is None:
@@ -493,7 +496,8 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         target = out if direct else np.empty(x.shape, cdt)
         g2, x2 = plan.view(gc)[0], plan.view(xc)[0]
         o2, o2_is_view = plan.view(target)
-        per_channel = plan.backward(kernels, x.size >= PARALLEL_MIN_SIZE, g2, x2, wc, o2)
+        in_place = o2_is_view and _same_view(g2, o2)
+        per_channel = plan.backward(kernels, x.size >= PARALLEL_MIN_SIZE, g2, x2, wc, o2, in_place)
         if not o2_is_view:
             target[...] = o2.reshape(target.shape)
         grad_weight = per_channel if w.size == plan.channels else per_channel.sum(keepdims=True)
