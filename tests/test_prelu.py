@@ -107,22 +107,31 @@ def test_prelu_layouts(layout):
     np.testing.assert_allclose(gw, gw_ref, rtol=1e-14)
 
 
+@pytest.mark.parametrize("form", ["rows", "columns"])
 @pytest.mark.parametrize("size", [100, PARALLEL_MIN_SIZE * 2])
-def test_prelu_out_in_place_and_overlap(size):
-    x = np.random.default_rng(5).normal(size=(4, size // 4)).astype(np.float32)
+def test_prelu_out_in_place_and_overlap(size, form):
+    # rows: (channels, n) with axis 0; columns: (n, channels) with axis 1 (inner == 1)
+    shape, axis = ((4, size // 4), 0) if form == "rows" else ((size // 4, 4), 1)
+    x = np.random.default_rng(5).normal(size=shape).astype(np.float32)
     w = np.array([0.1, 0.2, 0.3, 0.4], np.float32)
-    y_ref, gx_ref, _ = reference(x, w, np.ones_like(x), 0)
+    g0 = np.random.default_rng(6).normal(size=shape).astype(np.float32)
+    y_ref, gx_ref, gw_ref = reference(x, w, g0, axis)
     buf = x.copy()
-    assert fa.prelu(buf, w, axis=0, out=buf) is buf
+    assert fa.prelu(buf, w, axis=axis, out=buf) is buf
     np.testing.assert_array_equal(buf, y_ref.astype(np.float32))
     flat = np.concatenate([x.ravel(), np.zeros(3, np.float32)])
     shifted_out = flat[3:].reshape(x.shape)  # out partly overlaps x
-    fa.prelu(flat[:-3].reshape(x.shape), w, axis=0, out=shifted_out)
+    fa.prelu(flat[:-3].reshape(x.shape), w, axis=axis, out=shifted_out)
     np.testing.assert_array_equal(shifted_out, y_ref.astype(np.float32))
-    g = np.ones_like(x)
-    gx, _ = fa.prelu_backward(g, x, w, axis=0, out=g)
+    g = g0.copy()
+    gx, gw = fa.prelu_backward(g, x, w, axis=axis, out=g)  # in place: out is grad_output
     assert gx is g
     np.testing.assert_array_equal(g, gx_ref.astype(np.float32))
+    np.testing.assert_allclose(gw, gw_ref, rtol=1e-6)  # the sums read g before it was overwritten
+    xb = x.copy()
+    gx, gw = fa.prelu_backward(g0, xb, w, axis=axis, out=xb)  # out is x
+    np.testing.assert_array_equal(gx, gx_ref.astype(np.float32))
+    np.testing.assert_allclose(gw, gw_ref, rtol=1e-6)
 
 
 def test_prelu_nan_and_kink():
