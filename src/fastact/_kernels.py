@@ -432,9 +432,13 @@ def warm_all(progress=None) -> int:
             if act.kind == "channelwise":
                 w = np.linspace(0.1, 0.2, 4, dtype=dtype)
                 for x in layouts:
-                    x = x[: x.shape[0] // 4 * 4].reshape(4, -1)
-                    act.forward(x, w, axis=0)
-                    act.backward(x, x, w, axis=0)
+                    for shape, axis in (((4, -1), 0), ((-1, 4), 1)):  # the rows and the columns form
+                        x2 = x[: x.shape[0] // 4 * 4].reshape(shape)
+                        act.forward(x2, w, axis=axis)
+                        act.backward(x2, x2, w, axis=axis)
+                        buf = np.ascontiguousarray(x2)
+                        act.forward(buf, w, axis=axis, out=buf)  # the in-place variants
+                        act.backward(buf, x2, w, axis=axis, out=buf)
                 continue
             for x in layouts:
                 act.forward(x)
