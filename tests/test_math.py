@@ -11,8 +11,10 @@ from fastact import _math
 
 from .references import ulp_distance
 
-BOUNDS = {("exp", "float32"): 1, ("exp", "float64"): 1, ("expm1", "float32"): 2, ("expm1", "float64"): 2}
-MPMATH = {"exp": mpmath.exp, "expm1": mpmath.expm1}
+BOUNDS = {("exp", "float32"): 1, ("exp", "float64"): 1, ("expm1", "float32"): 2, ("expm1", "float64"): 2,
+          ("tanh", "float32"): 2, ("tanh", "float64"): 2, ("sigmoid", "float32"): 2, ("sigmoid", "float64"): 2}
+MPMATH = {"exp": mpmath.exp, "expm1": mpmath.expm1, "tanh": mpmath.tanh,
+          "sigmoid": lambda v: 1 / (1 + mpmath.exp(-v))}
 
 
 @njit(error_model="numpy")
@@ -27,7 +29,19 @@ def _expm1_loop(x, out):
         out[i] = _math.expm1(x[i])
 
 
-LOOPS = {"exp": _exp_loop, "expm1": _expm1_loop}
+@njit(error_model="numpy")
+def _tanh_loop(x, out):
+    for i in range(x.shape[0]):
+        out[i] = _math.tanh(x[i])
+
+
+@njit(error_model="numpy")
+def _sigmoid_loop(x, out):
+    for i in range(x.shape[0]):
+        out[i] = _math.sigmoid(x[i])
+
+
+LOOPS = {"exp": _exp_loop, "expm1": _expm1_loop, "tanh": _tanh_loop, "sigmoid": _sigmoid_loop}
 
 
 def grid(dtype):
@@ -44,7 +58,7 @@ def grid(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", ["exp", "expm1"])
+@pytest.mark.parametrize("name", list(LOOPS))
 def test_error_bound_against_mpmath(name, dtype):
     x = grid(dtype)
     got = np.empty_like(x)
@@ -70,6 +84,28 @@ def test_special_values(dtype):
     np.testing.assert_array_equal(m, np.array([0, -0.0, np.inf, -1, np.nan, np.inf, -1], dtype))
     assert np.signbit(m[1]) and not np.signbit(m[0])
     assert e.dtype == m.dtype == dtype
+    t, s = np.empty_like(x), np.empty_like(x)
+    with np.errstate(all="raise"):
+        _tanh_loop(x, t)
+        _sigmoid_loop(x, s)
+    np.testing.assert_array_equal(t, np.array([0, -0.0, 1, -1, np.nan, 1, -1], dtype))
+    assert np.signbit(t[1]) and not np.signbit(t[0])
+    np.testing.assert_array_equal(s, np.array([0.5, 0.5, 1, 0, np.nan, 1, 0], dtype))
+    tiny = np.array([1e-30, -1e-30, float(np.finfo(dtype).smallest_subnormal)], dtype)
+    _tanh_loop(tiny, t[:3])
+    np.testing.assert_array_equal(t[:3], tiny)  # tanh(x) rounds to x for tiny x, subnormals too
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(LOOPS))
+def test_loops_vectorise(name, dtype):
+    import re
+
+    fresh = njit(error_model="numpy")(LOOPS[name].py_func)
+    x = np.ones(64, dtype)
+    fresh(x, x.copy())
+    asm = fresh.inspect_asm(fresh.signatures[0])
+    assert re.findall(r"\bv\w+p[sd]\s+[^\n]*%[yz]mm", asm), f"{name} did not vectorise"
 
 
 def test_python_fallbacks_are_the_math_module():
