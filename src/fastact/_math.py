@@ -23,15 +23,23 @@ thresholds (tests/test_math.py asserts these bounds):
     expm1    float32: <= 2 ulp   float64: <= 2 ulp
     tanh     float32: <= 2 ulp   float64: <= 2 ulp
     sigmoid  float32: <= 2 ulp   float64: <= 2 ulp
+    log1p    float32: <= 1 ulp   float64: <= 1 ulp
+    log      float32: <= 1 ulp   float64: <= 1 ulp
+    erf      float32: <= 2 ulp   float64: <= 2 ulp
+    erfc     float32: <= 4 ulp   float64: <= 4 ulp
+    softplus float32: <= 1 ulp   float64: <= 1 ulp    (log(1 + e^x), overflow-safe)
+    logsigmoid  float32: <= 1 ulp   float64: <= 1 ulp
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from llvmlite import ir
 from numba.core import types
+from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import intrinsic, overload, register_jitable
 
 
@@ -66,6 +74,30 @@ def _float64_from_bits(typingctx, i):
     return types.float64(i), codegen
 
 
+@intrinsic
+def _shift_right_logical(typingctx, i, n):
+    """i >> n filling with zeros, for integers known to be >= 0. numba's >> on a signed
+    integer is arithmetic, which AVX2 lacks for 64-bit lanes: that would keep a float64
+    loop scalar."""
+    if not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        amount = context.cast(builder, args[1], signature.args[1], signature.args[0])
+        return builder.lshr(args[0], amount)
+
+    return i(i, n), codegen
+
+
+@register_jitable
+def _horner(coefficients, x):
+    # coefficients highest degree first; a constant-length tuple, unrolled by LLVM
+    p = coefficients[0]
+    for j in range(1, len(coefficients)):
+        p = p * x + coefficients[j]
+    return p
+
+
 # --- float32 ---------------------------------------------------------------------------------
 
 _F32_MAGIC = np.float32(12582912.0)  # 1.5 * 2^23
@@ -75,6 +107,8 @@ _F32_LN2_LO = np.float32(1.42860677e-06)
 _F32_EXP_LO, _F32_EXP_HI = np.float32(-104.0), np.float32(89.0)  # 0 and inf beyond
 _F32_EXPM1_LO = np.float32(-20.0)  # expm1 is -1 to float32 precision below
 _F32_EXPM1_TINY = np.float32(2.0**-26)
+_F32_TINY = np.float32(np.finfo(np.float32).tiny)
+_F32_INF, _F32_NAN = np.float32(np.inf), np.float32(np.nan)
 
 
 @register_jitable
@@ -148,6 +182,7 @@ _F64_LN2_LO = 1.90821492927058770002e-10
 _F64_EXP_LO, _F64_EXP_HI = -746.0, 710.0
 _F64_EXPM1_LO = -40.0
 _F64_EXPM1_TINY = 2.0**-55
+_F64_TINY = float(np.finfo(np.float64).tiny)
 
 
 @register_jitable
@@ -248,6 +283,232 @@ def _sigmoid64(x):
     return 1.0 / (1.0 + e) if x >= 0 else e / (1.0 + e)
 
 
+
+# --- log1p and log ------------------------------------------------------------------------------
+# log(1 + x) = k ln 2 + log(m) + c / u, with u = 1 + x rounded, c = (1 + x) - u (exact:
+# Sterbenz), and u = 2^k m, m in [sqrt(1/2), sqrt(2)) read from u's bits. With f = m - 1
+# (exact) and s = f / (2 + f), log(m) = f - (f^2/2 - s (f^2/2 + R(s^2))), R(z) = 2z/3 +
+# 2z^2/5 + ... (fdlibm's arrangement, here with Taylor coefficients: |s| <= 0.172, so four
+# terms leave 2e-9 of an ulp for float32 and ten 6e-19 for float64). 2^k is taken apart
+# without an arithmetic shift or an integer-to-float conversion of 64-bit lanes, which AVX2
+# does not have: the exponent field is shifted logically and turned into a float by the
+# magic-number trick.
+
+_F32_LOG_R = tuple(np.float32(2.0 / (2 * n + 1)) for n in range(4, 0, -1))
+_F64_LOG_R = tuple(2.0 / (2 * n + 1) for n in range(10, 0, -1))
+_F32_SQRT_HALF_BITS = 0x3F3504F3  # float32 bits of sqrt(1/2)
+_F64_SQRT_HALF_BITS = 0x3FE6A09E667F3BCD
+_F32_ONE_BITS, _F64_ONE_BITS = 0x3F800000, 0x3FF0000000000000
+_F32_MANTISSA, _F64_MANTISSA = 0x007FFFFF, 0x000FFFFFFFFFFFFF
+_F64_TWO52_BITS = 0x4330000000000000  # bits of 2^52: or-ing e into the mantissa gives 2^52 + e
+
+
+@register_jitable
+def _log_core32(u, c, k0):
+    # log(2^-k0 u) + c for u > 0 finite normal, |c| small
+    i = _bits(u) + (_F32_ONE_BITS - _F32_SQRT_HALF_BITS)
+    kf = np.float32(_shift_right_logical(i, 23) - (127 + k0))
+    m = _float32_from_bits((i & _F32_MANTISSA) + _F32_SQRT_HALF_BITS)
+    f = m - np.float32(1.0)
+    s = f / (np.float32(2.0) + f)
+    z = s * s
+    r = z * _horner(_F32_LOG_R, z)
+    hfsq = np.float32(0.5) * f * f
+    return kf * _F32_LN2_HI - ((hfsq - (s * (hfsq + r) + (kf * _F32_LN2_LO + c))) - f)
+
+
+@register_jitable
+def _log_core64(u, c, k0):
+    i = _bits(u) + (_F64_ONE_BITS - _F64_SQRT_HALF_BITS)
+    e = _shift_right_logical(i, 52)
+    kf = (_float64_from_bits(e | _F64_TWO52_BITS) - 4503599627370496.0) - (1023.0 + k0)
+    m = _float64_from_bits((i & _F64_MANTISSA) + _F64_SQRT_HALF_BITS)
+    f = m - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    r = z * _horner(_F64_LOG_R, z)
+    hfsq = 0.5 * f * f
+    return kf * _F64_LN2_HI - ((hfsq - (s * (hfsq + r) + (kf * _F64_LN2_LO + c))) - f)
+
+
+@register_jitable
+def _log1p32(x):
+    one = np.float32(1.0)
+    u = one + x
+    # (1 + x) - u, exactly: u - 1 is exact for u < 2, u - x for u >= 2 (Sterbenz)
+    c = (x - (u - one)) if u < np.float32(2.0) else (one - (u - x))
+    uc = u if u > _F32_TINY else one  # keep garbage bits out of the core; selected away below
+    y = _log_core32(uc, c / uc, 0)
+    y = y if abs(x) >= _F32_EXPM1_TINY else x  # log1p(x) rounds to x: keeps -0.0, subnormals
+    y = y if x < _F32_INF else x  # +inf, and NaN
+    y = -_F32_INF if x == -one else y
+    return _F32_NAN if x < -one else y
+
+
+@register_jitable
+def _log1p64(x):
+    u = 1.0 + x
+    c = (x - (u - 1.0)) if u < 2.0 else (1.0 - (u - x))
+    uc = u if u > _F64_TINY else 1.0
+    y = _log_core64(uc, c / uc, 0.0)
+    y = y if abs(x) >= _F64_EXPM1_TINY else x
+    y = y if x < math.inf else x
+    y = -math.inf if x == -1.0 else y
+    return math.nan if x < -1.0 else y
+
+
+@register_jitable
+def _log32(x):
+    sub = x < _F32_TINY  # subnormals: scaled up by 2^24 first
+    u = x * np.float32(16777216.0) if sub else x
+    u = u if u > np.float32(0.0) else np.float32(1.0)  # 0, x < 0 and NaN are selected below
+    y = _log_core32(u, np.float32(0.0), 24 if sub else 0)
+    y = y if x < _F32_INF else x
+    y = -_F32_INF if x == np.float32(0.0) else y
+    return _F32_NAN if x < np.float32(0.0) else y
+
+
+@register_jitable
+def _log64(x):
+    sub = x < _F64_TINY
+    u = x * 18014398509481984.0 if sub else x  # 2^54
+    u = u if u > 0.0 else 1.0  # 0, x < 0 and NaN are selected below
+    y = _log_core64(u, 0.0, 54.0 if sub else 0.0)
+    y = y if x < math.inf else x
+    y = -math.inf if x == 0.0 else y
+    return math.nan if x < 0.0 else y
+
+
+# --- erfc and erf ---------------------------------------------------------------------------------
+# erfc(a) = exp(-a^2) t S(w) for a >= 1, t = 3 / (3 + a), w = (3 - a) / (3 + a): S is one
+# polynomial over all of [-1, 1] (fitted by tools/fit_erfc.py; fit error 2e-9 for float32,
+# 8e-19 for float64). Below a = 1, erfc = 1 - erf, erf from its Taylor series.
+# exp(-a^2) is where accuracy is lost: a^2 rounded to the dtype is off by up to a^2 eps/2,
+# which exp turns into a relative error a^2 eps/2 (50 ulp at a = 10). So a is split into
+# a head with the low half of its mantissa cleared (its square is exact) and the rest:
+# exp(-a^2) = exp(-hi^2) exp(-(a - hi)(a + hi)). erf(x) = 1 - erfc(x) for |x| >= 1; below,
+# its Taylor series (11 / 19 terms), which keeps erf's relative accuracy down to 0.
+
+_F32_ERFC_S = (
+    -6.75137733896641e-06, 2.2577891624552017e-05, 8.887825679693029e-05, -0.00016920326064163454,
+    -0.001009694561764489, -0.00041086091772635154, 0.008942033506395134, 0.039844125596778676,
+    0.1034891192634025, 0.19674265533491886, 0.2944648172805376, 0.35800230416939344
+)
+_F64_ERFC_S = (
+    4.602455470929251e-11, 5.435083796935658e-11, -5.579980245298447e-10, -3.2378192554408563e-10,
+    3.688904057387729e-09, -3.333892283030237e-10, -1.8319120410774863e-08, 1.5361870843850486e-08,
+    7.923193773060127e-08, -1.359941527655318e-07, -3.338098330962519e-07, 9.218034395033095e-07,
+    1.583410435857924e-06, -5.82352900492245e-06, -1.0132807973960568e-05, 3.58538325696817e-05,
+    9.225929643450368e-05, -0.00018276989824211033, -0.0010113540018224193, -0.0004041388756031271,
+    0.00894241154156999, 0.039842587095755236, 0.10348908730018729, 0.19674278570136747, 0.2944648177232946,
+    0.3580023023627799
+)
+_F32_ERFC_S = tuple(np.float32(c) for c in _F32_ERFC_S)
+_F32_ERF_TAYLOR = tuple(
+    np.float32(2.0 / math.sqrt(math.pi) * (-1) ** n / (math.factorial(n) * (2 * n + 1))) for n in range(10, -1, -1)
+)
+_F64_ERF_TAYLOR = tuple(
+    2.0 / math.sqrt(math.pi) * (-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(18, -1, -1)
+)
+_F32_ERFC_ZERO, _F64_ERFC_ZERO = np.float32(11.0), 28.0  # erfc underflows to 0 beyond
+
+
+@register_jitable
+def _exp_neg_square32(a, scale):
+    # exp(-scale a^2) for a >= 0 (not NaN, not inf) and scale a power of two
+    hi = _float32_from_bits(_bits(a) & -4096)
+    return _exp32(-(scale * (hi * hi))) * _exp32(-(scale * ((a - hi) * (a + hi))))
+
+
+@register_jitable
+def _exp_neg_square64(a, scale):
+    hi = _float64_from_bits(_bits(a) & -134217728)  # low 27 bits cleared
+    return _exp64(-(scale * (hi * hi))) * _exp64(-(scale * ((a - hi) * (a + hi))))
+
+
+@register_jitable
+def _erfc_scaled32(a):
+    # erfc(a) exp(a^2), a >= 0
+    d = np.float32(3.0) + a
+    return (np.float32(3.0) / d) * _horner(_F32_ERFC_S, (np.float32(3.0) - a) / d)
+
+
+@register_jitable
+def _erfc_scaled64(a):
+    d = 3.0 + a
+    return (3.0 / d) * _horner(_F64_ERFC_S, (3.0 - a) / d)
+
+
+@register_jitable
+def _erfc_positive32(a):
+    # erfc(a) for a >= 0 or NaN
+    ac = a if a < _F32_ERFC_ZERO else _F32_ERFC_ZERO
+    e = _exp_neg_square32(ac, np.float32(1.0)) * _erfc_scaled32(ac)
+    e = e if a >= np.float32(0.5) else np.float32(1.0) - a * _horner(_F32_ERF_TAYLOR, a * a)
+    return np.float32(0.0) if a >= _F32_ERFC_ZERO else e
+
+
+@register_jitable
+def _erfc_positive64(a):
+    ac = a if a < _F64_ERFC_ZERO else _F64_ERFC_ZERO
+    e = _exp_neg_square64(ac, 1.0) * _erfc_scaled64(ac)
+    e = e if a >= 0.5 else 1.0 - a * _horner(_F64_ERF_TAYLOR, a * a)
+    return 0.0 if a >= _F64_ERFC_ZERO else e
+
+
+@register_jitable
+def _erfc32(x):
+    e = _erfc_positive32(abs(x))
+    return e if x >= np.float32(0.0) else np.float32(2.0) - e
+
+
+@register_jitable
+def _erfc64(x):
+    e = _erfc_positive64(abs(x))
+    return e if x >= 0.0 else 2.0 - e
+
+
+@register_jitable
+def _erf32(x):
+    a = abs(x)
+    near = x * _horner(_F32_ERF_TAYLOR, x * x)
+    far = np.copysign(np.float32(1.0) - _erfc_positive32(a), x)
+    return far if a >= np.float32(1.0) else near
+
+
+@register_jitable
+def _erf64(x):
+    a = abs(x)
+    near = x * _horner(_F64_ERF_TAYLOR, x * x)
+    far = np.copysign(1.0 - _erfc_positive64(a), x)
+    return far if a >= 1.0 else near
+
+
+# --- softplus and log-sigmoid ---------------------------------------------------------------------
+# softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|): never overflows, and keeps its
+# relative accuracy where it is tiny (x << 0). logsigmoid(x) = -softplus(-x).
+
+
+@register_jitable
+def _softplus32(x):
+    return (x if x > np.float32(0.0) else np.float32(0.0)) + _log1p32(_exp32(-abs(x)))
+
+
+@register_jitable
+def _softplus64(x):
+    return (x if x > 0.0 else 0.0) + _log1p64(_exp64(-abs(x)))
+
+
+@register_jitable
+def _logsigmoid32(x):
+    return (x if x < np.float32(0.0) else np.float32(0.0)) - _log1p32(_exp32(-abs(x)))
+
+
+@register_jitable
+def _logsigmoid64(x):
+    return (x if x < 0.0 else 0.0) - _log1p64(_exp64(-abs(x)))
+
+
 # --- the public names: one function per operation, typed by its argument ----------------------
 
 
@@ -282,9 +543,55 @@ def sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
+# A function that calls one of these twice (sigmoid(x) * sigmoid(-x)) makes numba's pedantic
+# IR check warn that an inlined helper's variable "is not in scope"; the compiled code is
+# right (tests/test_math.py, and every activation's tests). Silenced for these helpers only.
+warnings.filterwarnings(
+    "ignore", message=r"variable '_(exp|expm1|tanh|sigmoid|log1p|log|erfc?|softplus|logsigmoid)(32|64)_",
+    category=NumbaIRAssumptionWarning,
+)
+
 # inline="always": numba inlines the implementation into the caller's IR. Left to LLVM,
 # a body as large as tanh's stays a call, and a loop that makes a call does not vectorise.
 overload(exp, inline="always")(_by_width(_exp32, _exp64))
 overload(expm1, inline="always")(_by_width(_expm1_32, _expm1_64))
 overload(tanh, inline="always")(_by_width(_tanh32, _tanh64))
 overload(sigmoid, inline="always")(_by_width(_sigmoid32, _sigmoid64))
+
+
+def log1p(x):
+    """log(1 + x), accurate near 0; in numba code, the vectorisable float32 / float64 version."""
+    return math.log1p(x)
+
+
+def log(x):
+    """Natural logarithm; in numba code, the vectorisable version (log(0) = -inf, log(x < 0) = nan)."""
+    return math.log(x)
+
+
+def erf(x):
+    """The error function; in numba code, the vectorisable version."""
+    return math.erf(x)
+
+
+def erfc(x):
+    """1 - erf(x), accurate where it is tiny; in numba code, the vectorisable version."""
+    return math.erfc(x)
+
+
+def softplus(x):
+    """log(1 + e^x), overflow-safe; in numba code, the vectorisable version."""
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+def logsigmoid(x):
+    """log(1 / (1 + e^-x)) = -softplus(-x), overflow-safe; in numba code, the vectorisable version."""
+    return min(x, 0.0) - math.log1p(math.exp(-abs(x)))
+
+
+overload(log1p, inline="always")(_by_width(_log1p32, _log1p64))
+overload(log, inline="always")(_by_width(_log32, _log64))
+overload(erf, inline="always")(_by_width(_erf32, _erf64))
+overload(erfc, inline="always")(_by_width(_erfc32, _erfc64))
+overload(softplus, inline="always")(_by_width(_softplus32, _softplus64))
+overload(logsigmoid, inline="always")(_by_width(_logsigmoid32, _logsigmoid64))
