@@ -184,6 +184,18 @@ def run_elementwise(
 # --- the public functions -----------------------------------------------------------------
 
 
+class _RequiresValues:
+    """In place of the typed defaults of an activation with required parameters: any use
+    means the call gave none of them."""
+
+    def __init__(self, function: str, act: Activation) -> None:
+        self.function, self.act = function, act
+
+    def __getitem__(self, dtype: np.dtype) -> tuple:
+        missing = [p.name for p in self.act.params if p.required]
+        raise TypeError(f"{self.function}() missing required arguments: {', '.join(map(repr, missing))}")
+
+
 class Binder:
     """Binds (args, kwargs) to an activation's parameters, with its defaults, fast."""
 
@@ -194,15 +206,20 @@ class Binder:
         self.index = {n: i for i, n in enumerate(self.names)}
         self.defaults = tuple(p.default for p in act.params)
         self.first = first  # how many positional arguments precede the parameters
-        self.default_values = act.validate(function, self.defaults)
-        self.typed_defaults = {dt: tuple(dt.type(v) for v in self.default_values) for dt in (F32, F64)}
+        self.required = any(p.required for p in act.params)
+        if self.required:  # no defaults to fall back on: every call binds its own values
+            self.default_values = None
+            self.typed_defaults = _RequiresValues(function, act)
+        else:
+            self.default_values = act.validate(function, self.defaults)
+            self.typed_defaults = {dt: tuple(dt.type(v) for v in self.default_values) for dt in (F32, F64)}
         # validated, typed parameters of recent calls: a loop calling leaky_relu(x, 0.2)
         # pays for validation once
         self._memo: dict[tuple, tuple] = {}
 
     def bind(self, args: tuple, kwargs: dict) -> tuple[float, ...] | None:
         """The validated parameter values, or None when all are the defaults."""
-        if not args and not kwargs:
+        if not args and not kwargs and not self.required:
             return None
         if len(args) > len(self.names):
             raise TypeError(
@@ -238,7 +255,10 @@ def _returned(result: np.ndarray, out_given: bool) -> Any:
 
 def _params_signature(act: Activation) -> list[inspect.Parameter]:
     return [
-        inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p.default, annotation=float)
+        inspect.Parameter(
+            p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=inspect.Parameter.empty if p.required else p.default, annotation=str if p.choices else float,
+        )
         for p in act.params
     ]
 
@@ -358,7 +378,11 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
 
     backward.__signature__ = inspect.Signature(
         [inspect.Parameter("grad_output", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY),
-         inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=f"{_ARRAY} | None"),
+         inspect.Parameter(
+             "x", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=f"{_ARRAY} | None",
+             # x is optional when y= can stand in for it (a required parameter may not follow it then)
+             default=None if act.supports_y or not binder.required else inspect.Parameter.empty,
+         ),
          *_params_signature(act),
          inspect.Parameter("y", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=f"{_ARRAY} | None"),
          _OUT],
@@ -543,7 +567,12 @@ def _params_doc(act: Activation) -> str:
             "weight : array_like\n    One slope, or one per channel (x.shape[axis] elements).\n"
             "axis : int, default 1\n    The channel axis. A 0-d or 1-D x has a single channel.\n"
         )
-    return "".join(f"{p.name} : float, default {p.default}\n" for p in act.params)
+    def one(p: Any) -> str:
+        if p.choices:
+            return f"{p.name} : {{{', '.join(map(repr, p.choices))}}}, default {p.default!r}\n"
+        return f"{p.name} : float\n" if p.required else f"{p.name} : float, default {p.default}\n"
+
+    return "".join(one(p) for p in act.params)
 
 
 def _forward_doc(act: Activation) -> str:

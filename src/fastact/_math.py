@@ -381,7 +381,7 @@ def _log64(x):
 
 # --- erfc and erf ---------------------------------------------------------------------------------
 # erfc(a) = exp(-a^2) t S(w) for a >= 1, t = 3 / (3 + a), w = (3 - a) / (3 + a): S is one
-# polynomial over all of [-1, 1] (fitted by tools/fit_erfc.py; fit error 2e-9 for float32,
+# polynomial over all of [-1, 1] (fitted by tools/fit_polynomials.py; fit error 2e-9 for float32,
 # 8e-19 for float64). Below a = 1, erfc = 1 - erf, erf from its Taylor series.
 # exp(-a^2) is where accuracy is lost: a^2 rounded to the dtype is off by up to a^2 eps/2,
 # which exp turns into a relative error a^2 eps/2 (50 ulp at a = 10). So a is split into
@@ -427,16 +427,16 @@ def _exp_neg_square64(a, scale):
 
 
 @register_jitable
-def _erfc_scaled32(a):
-    # erfc(a) exp(a^2), a >= 0
-    d = np.float32(3.0) + a
-    return (np.float32(3.0) / d) * _horner(_F32_ERFC_S, (np.float32(3.0) - a) / d)
+def _erfc_scaled32(x):
+    # erfc(x) exp(x^2), x >= 0
+    d = np.float32(3.0) + x
+    return (np.float32(3.0) / d) * _horner(_F32_ERFC_S, (np.float32(3.0) - x) / d)
 
 
 @register_jitable
-def _erfc_scaled64(a):
-    d = 3.0 + a
-    return (3.0 / d) * _horner(_F64_ERFC_S, (3.0 - a) / d)
+def _erfc_scaled64(x):
+    d = 3.0 + x
+    return (3.0 / d) * _horner(_F64_ERFC_S, (3.0 - x) / d)
 
 
 @register_jitable
@@ -509,6 +509,53 @@ def _logsigmoid64(x):
     return (x if x < 0.0 else 0.0) - _log1p64(_exp64(-abs(x)))
 
 
+
+# --- x - tanh(x) ---------------------------------------------------------------------------------
+# For |x| <= 1.5, x^3 T(x^2) with T fitted by tools/fit_polynomials.py (fit error 1e-9 for
+# float32, 2e-18 for float64): the subtraction cancels there (x - tanh(x) ~ x^3 / 3).
+
+_F32_TANHSHRINK_T = (
+    -2.3818736607232266e-07, 3.8032332111629735e-06, -2.837582257894524e-05, 0.00013445073137081557,
+    -0.0004703823856596074, 0.0013576346538019468, -0.0035365814411887683, 0.008842703340809216,
+    -0.021864913361189, 0.05396771856974007, -0.13333330845838523, 0.33333333313961117
+)
+_F32_TANHSHRINK_T = tuple(np.float32(c) for c in _F32_TANHSHRINK_T)
+_F64_TANHSHRINK_T = (
+    2.451149660341797e-13, -6.947146683020352e-12, 9.384418961175065e-11, -8.07491118219334e-10,
+    5.00066178594313e-09, -2.3944274987532443e-08, 9.335302601849902e-08, -3.095718910385702e-07,
+    9.092714219801794e-07, -2.4572654417594477e-06, 6.315525813795936e-06, -1.5822696413347266e-05,
+    3.9223403766962946e-05, -9.689040143414197e-05, 0.0002391202201667409, -0.0005900250168871414,
+    0.001455833896263351, -0.0035921279657096213, 0.008863235523017423, -0.02186948853574294,
+    0.05396825396824082, -0.13333333333333316, 0.3333333333333333
+)
+
+
+@register_jitable
+def _x_minus_tanh32(x):
+    near = x * (x * x) * _horner(_F32_TANHSHRINK_T, x * x)
+    return near if abs(x) <= np.float32(1.5) else x - _tanh32(x)
+
+
+@register_jitable
+def _x_minus_tanh64(x):
+    near = x * (x * x) * _horner(_F64_TANHSHRINK_T, x * x)
+    return near if abs(x) <= 1.5 else x - _tanh64(x)
+
+
+@register_jitable
+def _exp_neg_half_square32(x):
+    a = abs(x)
+    a = a if a < _F32_ERFC_ZERO * np.float32(1.5) else _F32_ERFC_ZERO * np.float32(1.5)  # underflowed; NaN stays
+    return _exp_neg_square32(a, np.float32(0.5))
+
+
+@register_jitable
+def _exp_neg_half_square64(x):
+    a = abs(x)
+    a = a if a < _F64_ERFC_ZERO * 1.5 else _F64_ERFC_ZERO * 1.5
+    return _exp_neg_square64(a, 0.5)
+
+
 # --- the public names: one function per operation, typed by its argument ----------------------
 
 
@@ -547,7 +594,9 @@ def sigmoid(x):
 # IR check warn that an inlined helper's variable "is not in scope"; the compiled code is
 # right (tests/test_math.py, and every activation's tests). Silenced for these helpers only.
 warnings.filterwarnings(
-    "ignore", message=r"variable '_(exp|expm1|tanh|sigmoid|log1p|log|erfc?|softplus|logsigmoid)(32|64)_",
+    "ignore",
+    message=r"variable '_(exp|expm1|tanh|sigmoid|log1p|log|erfc?|softplus|logsigmoid|x_minus_tanh|erfc_scaled"
+    r"|exp_neg_half_square)(32|64)_",
     category=NumbaIRAssumptionWarning,
 )
 
@@ -589,9 +638,62 @@ def logsigmoid(x):
     return min(x, 0.0) - math.log1p(math.exp(-abs(x)))
 
 
+def x_minus_tanh(x):
+    """x - tanh(x), without its cancellation near 0; in numba code, the vectorisable version."""
+    return x - math.tanh(x)
+
+
+def exp_neg_half_square(x):
+    """exp(-x^2 / 2), without the error of rounding x^2 first; in numba code, the vectorisable version."""
+    return math.exp(-0.5 * x * x)
+
+
+def erfc_scaled(x):
+    """exp(x^2) erfc(x) for x >= 0 (erfc(x) = exp(-x^2) erfc_scaled(x)); in numba code, the vectorisable version."""
+    return math.exp(x * x) * math.erfc(x)
+
+
+overload(x_minus_tanh, inline="always")(_by_width(_x_minus_tanh32, _x_minus_tanh64))
+overload(exp_neg_half_square, inline="always")(_by_width(_exp_neg_half_square32, _exp_neg_half_square64))
+overload(erfc_scaled, inline="always")(_by_width(_erfc_scaled32, _erfc_scaled64))
 overload(log1p, inline="always")(_by_width(_log1p32, _log1p64))
 overload(log, inline="always")(_by_width(_log32, _log64))
 overload(erf, inline="always")(_by_width(_erf32, _erf64))
 overload(erfc, inline="always")(_by_width(_erfc32, _erfc64))
 overload(softplus, inline="always")(_by_width(_softplus32, _softplus64))
 overload(logsigmoid, inline="always")(_by_width(_logsigmoid32, _logsigmoid64))
+
+
+def lit(x, value):
+    """value as a float of x's type: float32 code stays float32 (a Python float literal in
+    numba is a float64, which would widen float32 arithmetic and halve its vector width)."""
+    return value
+
+
+def _lit(x, value):
+    if isinstance(x, types.Float):
+        ftype = np.float32 if x.bitwidth == 32 else np.float64
+        return lambda x, value: ftype(value)
+    if isinstance(x, types.Integer):
+        return lambda x, value: np.float64(value)
+    return None
+
+
+overload(lit, inline="always")(_lit)
+
+
+def pick(x, value32, value64):
+    """value32 as a float32 when x is a float32, else value64 as a float64: a constant that
+    depends on the precision (where a function has underflowed, say)."""
+    return value64
+
+
+def _pick(x, value32, value64):
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        return lambda x, value32, value64: np.float32(value32)
+    if isinstance(x, (types.Float, types.Integer)):
+        return lambda x, value32, value64: np.float64(value64)
+    return None
+
+
+overload(pick, inline="always")(_pick)

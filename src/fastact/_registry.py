@@ -32,10 +32,26 @@ class Param:
     """
 
     name: str
-    default: float | None
+    default: float | str | None  # None: required (threshold's threshold and value)
     check: Callable[[float], str | None] | None = None
+    # a parameter that names a variant (gelu's approximate): the accepted strings; the
+    # kernels get the index of the given one as a float
+    choices: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
 
     def validate(self, function: str, value: Any) -> float:
+        if self.choices:
+            if isinstance(value, str) and value in self.choices:
+                return float(self.choices.index(value))
+            raise ValueError(
+                f"{function}: parameter {self.name!r} must be one of {', '.join(map(repr, self.choices))}, "
+                f"got {value!r}"
+            )
+        if value is None and self.required:
+            raise TypeError(f"{function}() missing required argument {self.name!r}")
         try:
             v = float(value)
         except (TypeError, ValueError):
@@ -51,6 +67,18 @@ class Param:
 
 def finite(v: float) -> str | None:
     return None if math.isfinite(v) else "must be finite"
+
+
+def finite_nonzero(v: float) -> str | None:
+    return finite(v) or (None if v != 0.0 else "must not be 0")
+
+
+def finite_nonnegative(v: float) -> str | None:
+    return finite(v) or (None if v >= 0.0 else "must be >= 0")
+
+
+def not_nan(v: float) -> str | None:
+    return None if v == v else "must not be nan"
 
 
 # (function, raw parameter values) -> validated values, for repeated calls
@@ -82,6 +110,8 @@ class Activation:
     derivative: str = ""
     summary: str = ""
     kind: str = "elementwise"
+    # a check across parameters (hardtanh's min_val <= max_val): a message naming them, or None
+    params_check: Callable[..., str | None] | None = None
     # channelwise only: d f / d weight, for the weight's gradient
     grad_weight_scalar: Callable[..., float] | None = None
     # the natural NumPy expressions, numpy(x, *params) and numpy_grad(g, x, *params):
@@ -111,6 +141,10 @@ class Activation:
         except (KeyError, TypeError):  # not seen yet, or unhashable (an array)
             pass
         checked = tuple(p.validate(function, v) for p, v in zip(self.params, values, strict=True))
+        if self.params_check is not None:
+            problem = self.params_check(*checked)
+            if problem is not None:
+                raise ValueError(f"{function}: {problem}")
         if len(_VALIDATED) > 256:
             _VALIDATED.clear()
         try:
@@ -170,12 +204,13 @@ def elementwise(
     summary: str,
     numpy: Callable[..., Any] | None = None,
     numpy_grad: Callable[..., Any] | None = None,
+    params_check: Callable[..., str | None] | None = None,
 ) -> Activation:
     """Declare an element-wise activation and add it to the registry."""
     return _register(
         name=name, forward_scalar=forward, grad_scalar=grad, params=params, grad_from_y_scalar=grad_from_y,
         y_ok=y_ok, y_condition=y_condition, formula=formula, derivative=derivative, summary=summary,
-        numpy=numpy, numpy_grad=numpy_grad,
+        numpy=numpy, numpy_grad=numpy_grad, params_check=params_check,
     )
 
 

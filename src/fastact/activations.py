@@ -20,10 +20,25 @@ from ``math``, whose libm calls keep a loop from vectorising.
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from ._math import exp, expm1
-from ._registry import Param, channelwise, elementwise, finite
+import numpy as np
+from numba.extending import register_jitable
+
+from ._math import (
+    erfc_scaled,
+    exp,
+    exp_neg_half_square,
+    expm1,
+    lit,
+    logsigmoid,
+    pick,
+    sigmoid,
+    softplus,
+    tanh,
+    x_minus_tanh,
+)
+from ._registry import Param, channelwise, elementwise, finite, finite_nonnegative, finite_nonzero, not_nan
 
 # --- relu -------------------------------------------------------------------------
 
@@ -139,4 +154,521 @@ channelwise(
     summary="Parametric ReLU with one slope per channel.",
     numpy=lambda x, w: np.where(x > 0, x, w * x),  # w shaped to broadcast along the axis
     numpy_grad=lambda g, x, w: np.where(x > 0, g, g * w),
+)
+
+
+# --- the ELU relatives --------------------------------------------------------------------
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(x):
+    negative = lit(x, SELU_ALPHA * SELU_SCALE) * expm1(x)
+    return negative if x <= 0.0 else lit(x, SELU_SCALE) * x
+
+
+def selu_grad(x):
+    negative = lit(x, SELU_ALPHA * SELU_SCALE) * exp(x)
+    return lit(x, SELU_SCALE) if x > 0.0 else negative
+
+
+def selu_grad_from_y(y):
+    return lit(y, SELU_SCALE) if y > 0.0 else y + lit(y, SELU_ALPHA * SELU_SCALE)
+
+
+elementwise(
+    "selu",
+    selu,
+    selu_grad,
+    grad_from_y=selu_grad_from_y,
+    formula=f"f(x) = scale * (x if x > 0 else alpha * (exp(x) - 1)), alpha = {SELU_ALPHA}, scale = {SELU_SCALE}",
+    derivative="f'(x) = scale if x > 0 else scale * alpha * exp(x) (scale * alpha at x = 0)",
+    summary="Scaled exponential linear unit (self-normalising).",
+    numpy=lambda x: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(x)),
+    numpy_grad=lambda g, x: g * np.where(x > 0, SELU_SCALE, SELU_SCALE * SELU_ALPHA * np.exp(x)),
+)
+
+
+def celu(x, alpha):
+    negative = alpha * expm1(x / alpha)
+    return negative if x <= 0.0 else x
+
+
+def celu_grad(x, alpha):
+    negative = exp(x / alpha)
+    return lit(x, 1.0) if x > 0.0 else negative
+
+
+def celu_grad_from_y(y, alpha):
+    # y = alpha * (exp(x / alpha) - 1) for x <= 0
+    return lit(y, 1.0) if y > 0.0 else (y + alpha) / alpha
+
+
+elementwise(
+    "celu",
+    celu,
+    celu_grad,
+    params=(Param("alpha", 1.0, finite_nonzero),),
+    grad_from_y=celu_grad_from_y,
+    y_ok=lambda alpha: alpha > 0.0,
+    y_condition="alpha > 0",
+    formula="f(x) = x if x > 0 else alpha * (exp(x / alpha) - 1)",
+    derivative="f'(x) = 1 if x > 0 else exp(x / alpha) (1 at x = 0)",
+    summary="Continuously differentiable exponential linear unit.",
+    numpy=lambda x, a: np.where(x > 0, x, a * np.expm1(x / a)),
+    numpy_grad=lambda g, x, a: g * np.where(x > 0, 1.0, np.exp(x / a)),
+)
+
+# --- the sigmoid family ----------------------------------------------------------------------
+# Where a derivative multiplies x by something that tends to 0, x is first clamped to where
+# that factor has underflowed (so x = +-inf gives the limit, not inf * 0 = nan); the clamps
+# are written so that NaN stays NaN.
+
+_SIG_CLAMP32, _SIG_CLAMP64 = 120.0, 760.0  # e^-x underflows to 0 beyond
+
+
+@register_jitable
+def _clamp_sig(x):
+    c = pick(x, _SIG_CLAMP32, _SIG_CLAMP64)
+    x = c if x > c else x
+    return -c if x < -c else x
+
+
+def sigmoid_(x):
+    return sigmoid(x)
+
+
+def sigmoid_grad(x):
+    # s (1 - s) = s(x) s(-x), both without cancellation
+    return sigmoid(x) * sigmoid(-x)
+
+
+def sigmoid_grad_from_y(y):
+    return y * (lit(y, 1.0) - y)
+
+
+elementwise(
+    "sigmoid",
+    sigmoid_,
+    sigmoid_grad,
+    grad_from_y=sigmoid_grad_from_y,
+    formula="f(x) = 1 / (1 + exp(-x))",
+    derivative="f'(x) = f(x) * (1 - f(x))",
+    summary="Logistic sigmoid.",
+    numpy=lambda x: 1 / (1 + np.exp(-x)),
+    numpy_grad=lambda g, x: g * (s := 1 / (1 + np.exp(-x))) * (1 - s),
+)
+
+
+def tanh_(x):
+    return tanh(x)
+
+
+def tanh_grad(x):
+    # 1 - tanh(x)^2 = 4 m / (1 + m)^2, m = exp(-2|x|): accurate where tanh(x) is near +-1
+    a = abs(_clamp_sig(x))
+    m = exp(lit(x, -2.0) * a)
+    d = lit(x, 1.0) + m
+    return lit(x, 4.0) * m / (d * d)
+
+
+def tanh_grad_from_y(y):
+    return lit(y, 1.0) - y * y
+
+
+elementwise(
+    "tanh",
+    tanh_,
+    tanh_grad,
+    grad_from_y=tanh_grad_from_y,
+    formula="f(x) = tanh(x)",
+    derivative="f'(x) = 1 - tanh(x)^2",
+    summary="Hyperbolic tangent.",
+    numpy=np.tanh,
+    numpy_grad=lambda g, x: g * (1 - np.tanh(x) ** 2),
+)
+
+
+def silu(x):
+    y = x * sigmoid(x)
+    return lit(x, -0.0) if x == -math.inf else y
+
+
+def silu_grad(x):
+    xc = _clamp_sig(x)
+    s = sigmoid(xc)
+    return s * (lit(x, 1.0) + xc * sigmoid(-xc))
+
+
+elementwise(
+    "silu",
+    silu,
+    silu_grad,
+    formula="f(x) = x * sigmoid(x)",
+    derivative="f'(x) = sigmoid(x) * (1 + x * (1 - sigmoid(x)))",
+    summary="Sigmoid-weighted linear unit (swish).",
+    numpy=lambda x: x / (1 + np.exp(-x)),
+    numpy_grad=lambda g, x: g * (s := 1 / (1 + np.exp(-x))) * (1 + x * (1 - s)),
+)
+
+_MISH_CLAMP32, _MISH_CLAMP64 = 20.0, 40.0  # tanh(softplus(x)) is 1 to the dtype's precision beyond
+
+
+@register_jitable
+def _mish_parts(x):
+    # tanh(softplus(x)) = n / (n + 2), n = e^x (e^x + 2); and 1 - that = 2 / (n + 2)
+    c = pick(x, _MISH_CLAMP32, _MISH_CLAMP64)
+    e = exp(c if x > c else x)
+    n = e * (e + lit(x, 2.0))
+    d = n + lit(x, 2.0)
+    return n / d, lit(x, 2.0) / d
+
+
+def mish(x):
+    t, _ = _mish_parts(x)
+    y = x * t
+    return lit(x, -0.0) if x == -math.inf else y
+
+
+def mish_grad(x):
+    xc = _clamp_sig(x)
+    t, one_minus_t = _mish_parts(xc)
+    return t + xc * sigmoid(xc) * one_minus_t * (lit(x, 1.0) + t)
+
+
+elementwise(
+    "mish",
+    mish,
+    mish_grad,
+    formula="f(x) = x * tanh(softplus(x))",
+    derivative="f'(x) = tanh(softplus(x)) + x * sigmoid(x) * (1 - tanh(softplus(x))^2)",
+    summary="Mish: a self-regularised non-monotonic activation.",
+    numpy=lambda x: x * np.tanh(np.logaddexp(0, x)),
+    numpy_grad=lambda g, x: g * ((t := np.tanh(np.logaddexp(0, x))) + x / (1 + np.exp(-x)) * (1 - t * t)),
+)
+
+
+def softplus_(x, beta, threshold):
+    z = x * beta
+    y = softplus(z) / beta
+    return x if z > threshold else y
+
+
+def softplus_grad(x, beta, threshold):
+    z = x * beta
+    s = sigmoid(z)
+    return lit(x, 1.0) if z > threshold else s
+
+
+elementwise(
+    "softplus",
+    softplus_,
+    softplus_grad,
+    params=(Param("beta", 1.0, finite_nonzero), Param("threshold", 20.0, not_nan)),
+    formula="f(x) = log(1 + exp(beta * x)) / beta, or x where beta * x > threshold",
+    derivative="f'(x) = sigmoid(beta * x), or 1 where beta * x > threshold",
+    summary="Softplus, a smooth ReLU (computed without overflow for any threshold).",
+    numpy=lambda x, b, t: np.where(x * b > t, x, np.logaddexp(0, x * b) / b),
+    numpy_grad=lambda g, x, b, t: g * np.where(x * b > t, 1.0, 1 / (1 + np.exp(-x * b))),
+)
+
+
+def logsigmoid_(x):
+    return logsigmoid(x)
+
+
+def logsigmoid_grad(x):
+    return sigmoid(-x)
+
+
+elementwise(
+    "logsigmoid",
+    logsigmoid_,
+    logsigmoid_grad,
+    formula="f(x) = log(sigmoid(x)) = -softplus(-x)",
+    derivative="f'(x) = 1 - sigmoid(x) = sigmoid(-x)",
+    summary="Logarithm of the sigmoid (computed without overflow).",
+    numpy=lambda x: -np.logaddexp(0, -x),
+    numpy_grad=lambda g, x: g / (1 + np.exp(x)),
+)
+
+# --- gelu ------------------------------------------------------------------------------------
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_C = 0.044715
+_GELU_CLAMP32, _GELU_CLAMP64 = 20.0, 40.0  # the tanh form's derivative is 0 or 1 beyond
+
+
+@register_jitable
+def _gelu_erf_parts(x):
+    # Phi(x) = erfc(-x / sqrt 2) / 2, and the normal density. The tail erfc(|x| / sqrt 2) / 2 =
+    # exp(-x^2 / 2) erfc_scaled(|x| / sqrt 2) / 2 keeps its relative accuracy for x << 0.
+    e = exp_neg_half_square(x)
+    tail = lit(x, 0.5) * e * erfc_scaled(abs(x) * lit(x, _SQRT_HALF))
+    phi_cdf = tail if x < 0.0 else lit(x, 1.0) - tail
+    return phi_cdf, e * lit(x, _INV_SQRT_2PI)
+
+
+@register_jitable
+def _gelu_tanh_u2(x):
+    # 2u, where 0.5 (1 + tanh(u)) = sigmoid(2u): the sigmoid form has no cancellation for x << 0
+    return lit(x, 2.0 * _SQRT_2_OVER_PI) * (x + lit(x, _GELU_C) * (x * x * x))
+
+
+def gelu(x, approximate):
+    # approximate is 0.0 ("none") or 1.0 ("tanh"): the same for the whole array, so the
+    # branch is hoisted out of the loop and each form vectorises on its own
+    if approximate == 0.0:
+        phi_cdf, _ = _gelu_erf_parts(x)
+        y = x * phi_cdf
+    else:
+        y = x * sigmoid(_gelu_tanh_u2(x))
+    return lit(x, -0.0) if x == -math.inf else y
+
+
+def gelu_grad(x, approximate):
+    if approximate == 0.0:
+        phi_cdf, density = _gelu_erf_parts(x)
+        xc = _clamp_sig(x)  # the density has underflowed there: x * 0, not inf * 0
+        return phi_cdf + xc * density
+    c = pick(x, _GELU_CLAMP32, _GELU_CLAMP64)
+    xc = c if x > c else x
+    xc = -c if xc < -c else xc
+    u2 = _gelu_tanh_u2(xc)
+    s = sigmoid(u2)
+    du2 = lit(x, 2.0 * _SQRT_2_OVER_PI) * (lit(x, 1.0) + lit(x, 3.0 * _GELU_C) * (xc * xc))
+    return s + xc * (s * sigmoid(-u2)) * du2
+
+
+def _np_gelu(x, approximate):
+    if approximate == 0.0:
+        return 0.5 * x * (1 + np.vectorize(math.erf, otypes=[x.dtype])(x / math.sqrt(2)))
+    return 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x**3)))
+
+
+def _np_gelu_grad(g, x, approximate):
+    if approximate == 0.0:
+        cdf = 0.5 * (1 + np.vectorize(math.erf, otypes=[x.dtype])(x / math.sqrt(2)))
+        return g * (cdf + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI)
+    t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x**3))
+    return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x))
+
+
+elementwise(
+    "gelu",
+    gelu,
+    gelu_grad,
+    params=(Param("approximate", "none", choices=("none", "tanh")),),
+    formula=(
+        "f(x) = x * Phi(x) = x / 2 * (1 + erf(x / sqrt(2))); approximate='tanh': "
+        "x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3)))"
+    ),
+    derivative=(
+        "f'(x) = Phi(x) + x * exp(-x^2 / 2) / sqrt(2 pi); approximate='tanh': the derivative of that "
+        "formula, 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2 / pi) (1 + 3 * 0.044715 x^2)"
+    ),
+    summary="Gaussian error linear unit (exact, or the tanh approximation).",
+    numpy=_np_gelu,
+    numpy_grad=_np_gelu_grad,
+)
+
+# --- piecewise linear ------------------------------------------------------------------------
+# PyTorch's autograd gives 0 at the bounds, and at NaN (shared/FACTS.md).
+
+
+def hardtanh(x, min_val, max_val):
+    return min_val if x < min_val else (max_val if x > max_val else x)
+
+
+def hardtanh_grad(x, min_val, max_val):
+    return (lit(x, 1.0) if x < max_val else lit(x, 0.0)) if x > min_val else lit(x, 0.0)
+
+
+elementwise(
+    "hardtanh",
+    hardtanh,
+    hardtanh_grad,
+    params=(Param("min_val", -1.0, not_nan), Param("max_val", 1.0, not_nan)),
+    params_check=lambda lo, hi: None if lo <= hi else f"min_val ({lo}) must not be greater than max_val ({hi})",
+    formula="f(x) = min(max(x, min_val), max_val)",
+    derivative="f'(x) = 1 if min_val < x < max_val else 0 (0 at both bounds)",
+    summary="Hard tanh: x clipped to [min_val, max_val].",
+    numpy=lambda x, lo, hi: np.clip(x, lo, hi),
+    numpy_grad=lambda g, x, lo, hi: g * ((x > lo) & (x < hi)),
+)
+
+
+def relu6(x):
+    return lit(x, 0.0) if x < 0.0 else (lit(x, 6.0) if x > 6.0 else x)
+
+
+def relu6_grad(x):
+    return (lit(x, 1.0) if x < 6.0 else lit(x, 0.0)) if x > 0.0 else lit(x, 0.0)
+
+
+elementwise(
+    "relu6",
+    relu6,
+    relu6_grad,
+    formula="f(x) = min(max(x, 0), 6)",
+    derivative="f'(x) = 1 if 0 < x < 6 else 0 (0 at 0 and at 6)",
+    summary="ReLU capped at 6.",
+    numpy=lambda x: np.clip(x, 0, 6),
+    numpy_grad=lambda g, x: g * ((x > 0) & (x < 6)),
+)
+
+
+def hardsigmoid(x):
+    v = x + lit(x, 3.0)
+    v = lit(x, 0.0) if v < 0.0 else (lit(x, 6.0) if v > 6.0 else v)
+    return v / lit(x, 6.0)
+
+
+def hardsigmoid_grad(x):
+    return (lit(x, 1.0 / 6.0) if x < 3.0 else lit(x, 0.0)) if x > -3.0 else lit(x, 0.0)
+
+
+elementwise(
+    "hardsigmoid",
+    hardsigmoid,
+    hardsigmoid_grad,
+    formula="f(x) = min(max(x + 3, 0), 6) / 6",
+    derivative="f'(x) = 1/6 if -3 < x < 3 else 0 (0 at -3 and 3)",
+    summary="Piecewise-linear sigmoid.",
+    numpy=lambda x: np.clip(x + 3, 0, 6) / 6,
+    numpy_grad=lambda g, x: g * np.where((x > -3) & (x < 3), 1 / 6, 0.0),
+)
+
+
+def hardswish(x):
+    v = x + lit(x, 3.0)
+    v = lit(x, 0.0) if v < 0.0 else (lit(x, 6.0) if v > 6.0 else v)
+    y = x * v / lit(x, 6.0)
+    return lit(x, -0.0) if x <= -3.0 else y  # the limit -0.0 for x = -inf too, not -inf * 0
+
+
+def hardswish_grad(x):
+    inside = x / lit(x, 3.0) + lit(x, 0.5)
+    return lit(x, 0.0) if x <= -3.0 else (lit(x, 1.0) if x >= 3.0 else inside)
+
+
+elementwise(
+    "hardswish",
+    hardswish,
+    hardswish_grad,
+    formula="f(x) = x * min(max(x + 3, 0), 6) / 6",
+    derivative="f'(x) = 0 if x <= -3, 1 if x >= 3, else x / 3 + 1/2",
+    summary="Hard swish (MobileNetV3).",
+    numpy=lambda x: x * np.clip(x + 3, 0, 6) / 6,
+    numpy_grad=lambda g, x: g * np.where(x <= -3, 0.0, np.where(x >= 3, 1.0, x / 3 + 0.5)),
+)
+
+
+def threshold(x, threshold, value):
+    return value if x <= threshold else x
+
+
+def threshold_grad(x, threshold, value):
+    return lit(x, 0.0) if x <= threshold else lit(x, 1.0)
+
+
+elementwise(
+    "threshold",
+    threshold,
+    threshold_grad,
+    params=(Param("threshold", None, not_nan), Param("value", None)),
+    formula="f(x) = x if x > threshold else value",
+    derivative="f'(x) = 1 if x > threshold else 0",
+    summary="Replaces values up to threshold by value.",
+    numpy=lambda x, t, v: np.where(x > t, x, v),
+    numpy_grad=lambda g, x, t, v: g * (x > t),
+)
+
+
+def softshrink(x, lambd):
+    return x - lambd if x > lambd else (x + lambd if x < -lambd else x * lit(x, 0.0))
+
+
+def shrink_grad(x, lambd):
+    return lit(x, 1.0) if x > lambd else (lit(x, 1.0) if x < -lambd else lit(x, 0.0))
+
+
+elementwise(
+    "softshrink",
+    softshrink,
+    shrink_grad,
+    params=(Param("lambd", 0.5, finite_nonnegative),),
+    formula="f(x) = x - lambd if x > lambd, x + lambd if x < -lambd, else 0",
+    derivative="f'(x) = 1 if |x| > lambd else 0",
+    summary="Soft shrinkage.",
+    numpy=lambda x, lam: np.where(x > lam, x - lam, np.where(x < -lam, x + lam, 0.0)),
+    numpy_grad=lambda g, x, lam: g * (np.abs(x) > lam),
+)
+
+
+def hardshrink(x, lambd):
+    return (lit(x, 0.0) if x <= lambd else x) if x >= -lambd else x
+
+
+elementwise(
+    "hardshrink",
+    hardshrink,
+    shrink_grad,
+    params=(Param("lambd", 0.5, finite_nonnegative),),
+    formula="f(x) = x if |x| > lambd else 0",
+    derivative="f'(x) = 1 if |x| > lambd else 0",
+    summary="Hard shrinkage.",
+    numpy=lambda x, lam: np.where(np.abs(x) > lam, x, 0.0),
+    numpy_grad=lambda g, x, lam: g * (np.abs(x) > lam),
+)
+
+# --- the rest --------------------------------------------------------------------------------
+
+_SOFTSIGN_ONE = 2.0**60  # x / (1 + |x|) is +-1 to float64 precision beyond
+
+
+def softsign(x):
+    a = abs(x)
+    y = x / (lit(x, 1.0) + a)
+    return np.copysign(lit(x, 1.0), x) if a > lit(x, _SOFTSIGN_ONE) else y  # inf / inf would be nan
+
+
+def softsign_grad(x):
+    d = lit(x, 1.0) + abs(x)
+    return lit(x, 1.0) / (d * d)
+
+
+elementwise(
+    "softsign",
+    softsign,
+    softsign_grad,
+    formula="f(x) = x / (1 + |x|)",
+    derivative="f'(x) = 1 / (1 + |x|)^2",
+    summary="Softsign.",
+    numpy=lambda x: x / (1 + np.abs(x)),
+    numpy_grad=lambda g, x: g / (1 + np.abs(x)) ** 2,
+)
+
+
+def tanhshrink(x):
+    return x_minus_tanh(x)
+
+
+def tanhshrink_grad(x):
+    t = tanh(x)
+    return t * t
+
+
+elementwise(
+    "tanhshrink",
+    tanhshrink,
+    tanhshrink_grad,
+    formula="f(x) = x - tanh(x)",
+    derivative="f'(x) = tanh(x)^2",
+    summary="x minus its tanh (computed without the cancellation near 0).",
+    numpy=lambda x: x - np.tanh(x),
+    numpy_grad=lambda g, x: g * np.tanh(x) ** 2,
 )

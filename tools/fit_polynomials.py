@@ -1,0 +1,51 @@
+"""Fit the polynomials behind fastact._math (run: python tools/fit_polynomials.py).
+
+erfc: erfc(a) = exp(-a^2) t S(w) for a >= 0, with t = 3 / (3 + a) in (0, 1] and w = 2t - 1 =
+(3 - a) / (3 + a) in (-1, 1]. S is smooth on [-1, 1] (at w = -1 it tends to 1 / (3 sqrt(pi)),
+the leading term of erfc's asymptotic series), so one Chebyshev fit covers every a >= 0;
+centred on 0, its monomial coefficients stay small and Horner's scheme adds little error.
+
+x - tanh(x) = x^3 T(x^2) for |x| <= 1.5, where the difference cancels (beyond, tanh's own
+error is at most 2 ulp of the difference).
+
+Prints each polynomial's coefficients, highest degree first, and the fit's relative error.
+"""
+
+import mpmath as mp
+
+ERFC_C = 3
+ERFC_DEGREES = {"float32": 11, "float64": 25}
+TANHSHRINK_Z = 2.25  # 1.5^2
+TANHSHRINK_DEGREES = {"float32": 11, "float64": 22}
+
+
+def erfc_s(w):
+    t = (w + 1) / 2
+    if t == 0:
+        return 1 / (ERFC_C * mp.sqrt(mp.pi))
+    a = ERFC_C * (1 - t) / t
+    return mp.erfc(a) * mp.exp(a * a) / t
+
+
+def tanhshrink_t(z):
+    if z == 0:
+        return mp.mpf(1) / 3
+    x = mp.sqrt(z)
+    return (x - mp.tanh(x)) / x**3
+
+
+def fit(f, interval, degree, scale_at):
+    coeffs, err = mp.chebyfit(f, interval, degree + 1, error=True)
+    return coeffs, err / abs(f(mp.mpf(scale_at)))
+
+
+if __name__ == "__main__":
+    mp.mp.dps = 50
+    for name, f, interval, degrees, at in (
+        ("erfc S(w)", erfc_s, [-1, 1], ERFC_DEGREES, 1),
+        ("tanhshrink T(z)", tanhshrink_t, [0, TANHSHRINK_Z], TANHSHRINK_DEGREES, TANHSHRINK_Z),
+    ):
+        for dtype, degree in degrees.items():
+            coeffs, err = fit(f, interval, degree, at)
+            print(f"# {name}, {dtype}: degree {degree}, max relative fit error {mp.nstr(err, 3)}")
+            print(", ".join(repr(float(c)) for c in coeffs))
