@@ -9,7 +9,7 @@ import pytest
 
 import fastact as fa
 
-from .references import REFERENCES
+from .references import REFERENCES, first_params
 
 ELEMENTWISE = [name for name, act in fa.ACTIVATIONS.items() if act.kind == "elementwise"]
 DTYPES = [np.float32, np.float64]
@@ -20,7 +20,7 @@ CASES = [
     for params in REFERENCES[name].param_sets
     if name in REFERENCES
 ]
-FIRST_CASES = [pytest.param(name, (), id=name) for name in ELEMENTWISE]
+FIRST_CASES = [pytest.param(name, first_params(name), id=name) for name in ELEMENTWISE]
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ fails until it exists.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,6 +31,15 @@ class Reference:
     y_ok: Callable[..., bool] = lambda *p: True
     mp: Callable[..., mpmath.mpf] | None = None  # high-precision forward, for ULP bounds
     max_ulp: dict[str, float] = field(default_factory=lambda: {"float32": 0, "float64": 0})
+    grad_max_ulp: dict[str, float] | None = None  # the backward's bound, when not max_ulp
+    # For derivatives that cross zero (silu's at x = -1.28), where no formula keeps a relative
+    # accuracy: the sum of the magnitudes of the derivative's terms. A backward value within
+    # max_ulp * eps * |g| * terms of the reference passes (the standard rounding-error bound
+    # of a sum), as well as one within max_ulp ulp.
+    grad_terms: Callable[..., np.ndarray] | None = None
+    # the same for the forward, where the function is ill-conditioned (gelu's tanh form in
+    # its far tail, where 2u = O(x^3) amplifies the rounding of x)
+    terms: Callable[..., np.ndarray] | None = None
 
 
 def _where(cond, a, b):
@@ -45,6 +55,195 @@ def _elu(x, alpha=1.0):
 def _elu_grad(x, alpha=1.0):
     with np.errstate(all="ignore"):  # NaN gives NaN (PyTorch's vectorised path)
         return _where(x > 0, 1.0, alpha * np.exp(x))
+
+
+def _limits(x, value, at_minus_inf, at_plus_inf):
+    """value, with the limits at -inf and +inf put in (where inf * 0 gave nan)."""
+    return np.where(x == -np.inf, at_minus_inf, np.where(x == np.inf, at_plus_inf, value))
+
+
+def _sigmoid(x):
+    with np.errstate(all="ignore"):
+        e = np.exp(-np.abs(x))  # never overflows: keeps subnormal results
+        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+SELU_ALPHA = 1.6732632423543772848170429916717  # Klambauer et al. 2017, as torch.nn.functional.selu
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _selu(x):
+    with np.errstate(all="ignore"):
+        return SELU_SCALE * _where(x > 0, x, SELU_ALPHA * np.expm1(x))
+
+
+def _selu_grad(x):
+    with np.errstate(all="ignore"):
+        return _where(x > 0, SELU_SCALE, SELU_SCALE * SELU_ALPHA * np.exp(x))
+
+
+def _celu(x, alpha=1.0):
+    with np.errstate(all="ignore"):
+        return _where(x > 0, x, alpha * np.expm1(x / alpha))
+
+
+def _celu_grad(x, alpha=1.0):
+    with np.errstate(all="ignore"):
+        return _where(x > 0, 1.0, np.exp(x / alpha))
+
+
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+_MP_MEMO: dict[tuple[str, float], float] = {}
+
+
+def _mp_array(key, f, x):
+    """f (an mpmath function) at every element of x, at 30 digits, as float64; remembered,
+    since the tests draw the same samples many times."""
+    out = np.empty(np.size(x))
+    with mpmath.workdps(30):
+        for i, v in enumerate(np.ravel(x).tolist()):
+            r = _MP_MEMO.get((key, v))
+            if r is None:
+                r = _MP_MEMO[(key, v)] = float(f(mpmath.mpf(v)))
+            out[i] = r
+    return out.reshape(np.shape(x))
+
+
+def _gelu(x, approximate="none"):
+    return _gelu_1d(np.atleast_1d(np.asarray(x, np.float64)), approximate).reshape(np.shape(x))
+
+
+def _gelu_grad(x, approximate="none"):
+    return _gelu_grad_1d(np.atleast_1d(np.asarray(x, np.float64)), approximate).reshape(np.shape(x))
+
+
+def _gelu_1d(x, approximate):
+    with np.errstate(all="ignore"):
+        if approximate == "tanh":
+            u2 = 2 * math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
+            return _limits(x, x * _sigmoid(u2), -0.0, np.inf)  # 0.5 (1 + tanh(u)) = sigmoid(2u)
+        y = 0.5 * x * _erfc(-x / math.sqrt(2))
+        # erfc(-x / sqrt 2) is off by ~x^2 eps for x < 0 (x / sqrt 2 is rounded): mpmath there
+        tail = (x > -40) & (x < -1)  # below -40, both underflow to 0 in float64
+        if tail.any():
+            y[tail] = _mp_array("gelu", lambda v: v * mpmath.ncdf(v), x[tail])
+        return _limits(x, y, -0.0, np.inf)
+
+
+def _gelu_grad_1d(x, approximate):
+    with np.errstate(all="ignore"):
+        if approximate == "tanh":
+            k = math.sqrt(2 / math.pi)
+            xc = np.clip(x, -50, 50)  # 0 and 1 to float64 precision beyond; no inf * 0
+            u2 = 2 * k * (xc + 0.044715 * xc**3)
+            s, t = _sigmoid(u2), _sigmoid(-u2)
+            return s + xc * s * t * 2 * k * (1 + 3 * 0.044715 * xc * xc)
+        d = 0.5 * _erfc(-x / math.sqrt(2)) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        tail = (x > -40) & (x < -1)  # below -40, both underflow to 0 in float64
+        if tail.any():
+            d[tail] = _mp_array("gelu'", lambda v: mpmath.ncdf(v) + v * mpmath.npdf(v), x[tail])
+        return _limits(x, d, 0.0, 1.0)
+
+
+def _gelu_terms(x, approximate="none"):
+    with np.errstate(all="ignore"):
+        if approximate == "tanh":
+            u2 = np.abs(2 * math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))
+            return np.abs(_gelu(x, "tanh")) * (1 + 3 * u2)
+        return np.abs(_gelu(x))
+
+
+def _gelu_grad_terms(x, approximate="none"):
+    with np.errstate(all="ignore"):
+        if approximate == "tanh":
+            k = math.sqrt(2 / math.pi)
+            xc = np.clip(x, -50, 50)
+            u2 = 2 * k * (xc + 0.044715 * xc**3)
+            s, t = _sigmoid(u2), _sigmoid(-u2)
+            return (s + np.abs(xc * s * t * 2 * k * (1 + 3 * 0.044715 * xc * xc))) * (1 + 3 * np.abs(u2))
+        return np.nan_to_num(0.5 * _erfc(-x / math.sqrt(2)) + np.abs(x) * np.exp(-0.5 * x * x) / 2.5, posinf=1.0)
+
+
+def _silu(x):
+    with np.errstate(all="ignore"):
+        return _limits(x, x * _sigmoid(x), -0.0, np.inf)
+
+
+def _silu_grad(x):
+    with np.errstate(all="ignore"):
+        s, t = _sigmoid(x), _sigmoid(-x)
+        return _limits(x, s * (1 + x * t), 0.0, 1.0)
+
+
+def _silu_grad_terms(x):
+    with np.errstate(all="ignore"):
+        s, t = _sigmoid(x), _sigmoid(-x)
+        return np.nan_to_num(s + np.abs(x) * s * t)
+
+
+def _tsp(x):  # tanh(softplus(x))
+    with np.errstate(all="ignore"):
+        return np.tanh(np.logaddexp(0.0, x))
+
+
+def _mish(x):
+    with np.errstate(all="ignore"):
+        return _limits(x, x * _tsp(x), -0.0, np.inf)
+
+
+def _mish_grad(x):
+    with np.errstate(all="ignore"):
+        t = _tsp(x)
+        sech2 = 1 / np.cosh(np.logaddexp(0.0, x)) ** 2  # 1 - t^2, without cancellation
+        return _limits(x, t + x * _sigmoid(x) * sech2, 0.0, 1.0)
+
+
+def _mish_grad_terms(x):
+    with np.errstate(all="ignore"):
+        sech2 = 1 / np.cosh(np.logaddexp(0.0, x)) ** 2
+        return np.nan_to_num(_tsp(x) + np.abs(x) * _sigmoid(x) * sech2)
+
+
+def _softplus(x, beta=1.0, threshold=20.0):
+    with np.errstate(all="ignore"):
+        z = x * beta
+        return _where(z > threshold, x, np.logaddexp(0.0, z) / beta)
+
+
+def _softplus_grad(x, beta=1.0, threshold=20.0):
+    with np.errstate(all="ignore"):
+        z = x * beta
+        return _where(z > threshold, 1.0, _sigmoid(z))
+
+
+def _tanhshrink(x):
+    # x - tanh(x) cancels near 0; there, (x cosh x - sinh x) / cosh x, whose numerator is the
+    # series sum of 2n x^(2n+1) / (2n+1)!, n >= 1: terms of one sign, nothing cancels
+    shape = np.shape(x)
+    x = np.atleast_1d(np.asarray(x, np.float64))
+    with np.errstate(all="ignore"):
+        far = x - np.tanh(x)
+        near = np.abs(x) < 2
+        xs = x[near]
+        num = xs * 0.0  # zeros with x's sign: f is odd
+        for n in range(30, 0, -1):
+            num += 2 * n * xs ** (2 * n + 1) / math.factorial(2 * n + 1)
+        far[near] = num / np.cosh(xs)
+        return far.reshape(shape)
+
+
+def _mp_tanhshrink(x):
+    # x - tanh(x) ~ x^3 / 3 loses 2 |log10 x| digits to cancellation: work with that many more
+    extra = 0 if x == 0 else max(0, int(-2 * mpmath.log10(abs(x)))) + 10
+    with mpmath.workdps(mpmath.mp.dps + extra):
+        return +(x - mpmath.tanh(x))
+
+
+def _tanh_grad(x):
+    with np.errstate(all="ignore"):
+        return 1.0 / np.cosh(x) ** 2
 
 
 REFERENCES: dict[str, Reference] = {
@@ -66,6 +265,135 @@ REFERENCES: dict[str, Reference] = {
         mp=lambda x, alpha=1.0: x if x > 0 else alpha * mpmath.expm1(x),
         # libm's expm1 (<= 1 ulp) times alpha, rounded once more
         max_ulp={"float32": 2, "float64": 2},
+    ),
+    "selu": Reference(
+        f=_selu,
+        df=_selu_grad,
+        mp=lambda x: SELU_SCALE * (x if x > 0 else SELU_ALPHA * mpmath.expm1(x)),
+        max_ulp={"float32": 3, "float64": 3},
+    ),
+    "celu": Reference(
+        f=_celu,
+        df=_celu_grad,
+        param_sets=((), (0.5,), (2.0,), (-1.5,)),
+        y_ok=lambda alpha=1.0: alpha > 0,
+        mp=lambda x, alpha=1.0: x if x > 0 else alpha * mpmath.expm1(x / alpha),
+        max_ulp={"float32": 2, "float64": 2},
+        # x / alpha is rounded, and exp amplifies that by |x / alpha| (large for alpha < 0)
+        terms=lambda x, alpha=1.0: np.abs(_celu(x, alpha)) * (1 + np.abs(x / alpha)),
+        grad_terms=lambda x, alpha=1.0: np.abs(_celu_grad(x, alpha)) * (1 + np.abs(x / alpha)),
+    ),
+    "gelu": Reference(
+        f=_gelu,
+        df=_gelu_grad,
+        param_sets=((), ("tanh",)),
+        mp=lambda x, approximate="none": (
+            (x * mpmath.ncdf(x) if x > -50 else mpmath.mpf(0)) if approximate == "none"
+            else x / (1 + mpmath.exp(-2 * mpmath.sqrt(2 / mpmath.pi) * (x + mpmath.mpf("0.044715") * x**3)))
+        ),
+        max_ulp={"float32": 4, "float64": 4},
+        terms=_gelu_terms,
+        grad_terms=_gelu_grad_terms,
+    ),
+    "silu": Reference(
+        f=_silu,
+        df=_silu_grad,
+        mp=lambda x: x / (1 + mpmath.exp(-x)),
+        max_ulp={"float32": 3, "float64": 3},
+        grad_terms=_silu_grad_terms,
+    ),
+    "mish": Reference(
+        f=_mish,
+        df=_mish_grad,
+        mp=lambda x: x * mpmath.tanh(mpmath.log1p(mpmath.exp(x))),
+        max_ulp={"float32": 4, "float64": 5},
+        grad_terms=_mish_grad_terms,
+    ),
+    "softplus": Reference(
+        f=_softplus,
+        df=_softplus_grad,
+        param_sets=((), (2.0, 20.0), (0.5, 5.0), (-1.0, 20.0), (1.0, 1000.0)),
+        kinks=lambda beta=1.0, threshold=20.0: (threshold / beta,),
+        mp=lambda x, beta=1.0, threshold=20.0: x if x * beta > threshold else mpmath.log1p(mpmath.exp(x * beta)) / beta,
+        max_ulp={"float32": 2, "float64": 2},
+        grad_max_ulp={"float32": 4, "float64": 4},
+    ),
+    "sigmoid": Reference(
+        f=_sigmoid,
+        df=lambda x: _sigmoid(x) * _sigmoid(-x),
+        mp=lambda x: 1 / (1 + mpmath.exp(-x)),
+        max_ulp={"float32": 2, "float64": 3},
+        grad_max_ulp={"float32": 6, "float64": 6},  # s(x) s(-x): two values of <= 2 ulp, then times g
+    ),
+    "tanh": Reference(
+        f=lambda x: np.tanh(x),
+        df=_tanh_grad,
+        mp=mpmath.tanh,
+        max_ulp={"float32": 2, "float64": 3},
+        grad_max_ulp={"float32": 5, "float64": 8},  # 4 m / (1 + m)^2, against 1 / cosh(x)^2
+    ),
+    "logsigmoid": Reference(
+        f=lambda x: -np.logaddexp(0.0, -x) + 0.0,  # logsigmoid(inf) = +0.0, as PyTorch's
+        df=lambda x: _sigmoid(-x),
+        mp=lambda x: -mpmath.log1p(mpmath.exp(-x)),
+        max_ulp={"float32": 2, "float64": 2},
+        grad_max_ulp={"float32": 3, "float64": 3},
+    ),
+    "hardtanh": Reference(
+        f=lambda x, lo=-1.0, hi=1.0: _where(x < lo, lo, _where(x > hi, hi, x)),
+        df=lambda x, lo=-1.0, hi=1.0: _where((x > lo) & (x < hi), 1.0, 0.0),  # 0 at the bounds and at NaN
+        param_sets=((), (-2.0, 3.0), (0.0, 6.0), (0.5, 0.5)),
+        kinks=lambda lo=-1.0, hi=1.0: (lo, hi),
+    ),
+    "relu6": Reference(
+        f=lambda x: _where(x < 0, 0.0, _where(x > 6, 6.0, x)),
+        df=lambda x: _where((x > 0) & (x < 6), 1.0, 0.0),
+        kinks=lambda: (0.0, 6.0),
+    ),
+    "hardsigmoid": Reference(
+        f=lambda x: _where(x + 3 < 0, 0.0, _where(x + 3 > 6, 6.0, x + 3)) / 6,
+        df=lambda x: _where((x > -3) & (x < 3), 1 / 6, 0.0),
+        kinks=lambda: (-3.0, 3.0),
+        max_ulp={"float32": 1, "float64": 0},  # x + 3 rounds in float32 before / 6
+    ),
+    "hardswish": Reference(
+        f=lambda x: _where(x <= -3, -0.0, x * _where(x + 3 < 0, 0.0, _where(x + 3 > 6, 6.0, x + 3)) / 6),
+        df=lambda x: _where(x <= -3, 0.0, _where(x >= 3, 1.0, x / 3 + 0.5)),
+        kinks=lambda: (-3.0, 3.0),
+        max_ulp={"float32": 2, "float64": 2},
+        grad_terms=lambda x: np.abs(x / 3) + 0.5,  # x / 3 + 1/2 crosses 0 at -1.5
+    ),
+    "threshold": Reference(
+        f=lambda x, threshold, value: _where(x <= threshold, value, x),  # NaN <= t is false: NaN stays
+        df=lambda x, threshold, value: _where(x <= threshold, 0.0, 1.0),
+        param_sets=((0.5, -2.0), (0.0, 0.0), (-1.0, 3.0)),
+        kinks=lambda threshold, value: (threshold,),
+    ),
+    "softshrink": Reference(
+        f=lambda x, lambd=0.5: _where(x > lambd, x - lambd, _where(x < -lambd, x + lambd, x * 0.0)),
+        df=lambda x, lambd=0.5: _where((x > lambd) | (x < -lambd), 1.0, 0.0),
+        param_sets=((), (0.0,), (1.5,)),
+        kinks=lambda lambd=0.5: (-lambd, lambd),
+    ),
+    "hardshrink": Reference(
+        f=lambda x, lambd=0.5: _where((x >= -lambd) & (x <= lambd), 0.0, x),
+        df=lambda x, lambd=0.5: _where((x > lambd) | (x < -lambd), 1.0, 0.0),
+        param_sets=((), (0.0,), (1.5,)),
+        kinks=lambda lambd=0.5: (-lambd, lambd),
+    ),
+    "softsign": Reference(
+        f=lambda x: _where(np.isinf(x), np.sign(x), x / (1 + np.abs(x))),
+        df=lambda x: 1 / (1 + np.abs(x)) ** 2,
+        mp=lambda x: x / (1 + abs(x)),
+        max_ulp={"float32": 1, "float64": 1},
+        grad_max_ulp={"float32": 5, "float64": 5},
+    ),
+    "tanhshrink": Reference(
+        f=_tanhshrink,
+        df=lambda x: np.tanh(x) ** 2,
+        mp=_mp_tanhshrink,
+        max_ulp={"float32": 4, "float64": 5},  # against a reference of ~2 ulp
+        grad_max_ulp={"float32": 8, "float64": 8},  # tanh(x)^2: twice tanh's error, and the reference's
     ),
     "prelu": Reference(  # f(x, w) with w broadcast along the channel axis by the test
         f=lambda x, w: _where(x > 0, x, w * x),
@@ -104,7 +432,7 @@ def sample(dtype, n: int = 2000, seed: int = 0) -> np.ndarray:
 def reference_defaults(name: str) -> tuple[float, ...]:
     """The defaults the reference function itself declares (torch.nn.functional's)."""
     sig = inspect.signature(REFERENCES[name].f)
-    return tuple(p.default for p in list(sig.parameters.values())[1:])
+    return tuple(None if p.default is p.empty else p.default for p in list(sig.parameters.values())[1:])
 
 
 def typed_params(params: tuple[float, ...], dtype, name: str | None = None) -> tuple[float, ...]:
@@ -112,7 +440,45 @@ def typed_params(params: tuple[float, ...], dtype, name: str | None = None) -> t
     computes with them, back as floats."""
     if name is not None:
         params = tuple(params) + reference_defaults(name)[len(params):]
-    return tuple(float(np.dtype(dtype).type(p)) for p in params)
+    return tuple(p if isinstance(p, str) else float(np.dtype(dtype).type(p)) for p in params)
+
+
+def first_params(name: str) -> tuple:
+    """The first parameter set of an activation, its defaults filled in (threshold has none)."""
+    params = REFERENCES[name].param_sets[0]
+    return tuple(params) + reference_defaults(name)[len(params):]
+
+
+def numeric_params(name: str, params: tuple) -> tuple[float, ...]:
+    """params as the ufuncs and scalar functions take them: a choice (gelu's approximate) by its index."""
+    import fastact as fa
+
+    declared = fa.ACTIVATIONS[name].params
+    return tuple(float(declared[i].choices.index(p)) if isinstance(p, str) else p for i, p in enumerate(params))
+
+
+def close(name: str, got, want, x=None, params: tuple = (), g=None) -> np.ndarray:
+    """Which elements agree: within max_ulp ulp, or (where the reference declares the terms
+    of its rounding-error bound) within max_ulp * eps * terms, times |g| for a backward."""
+    ref = REFERENCES[name]
+    bounds = ref.max_ulp if g is None or ref.grad_max_ulp is None else ref.grad_max_ulp
+    bound = bounds[np.dtype(want.dtype).name]
+    ok = ulp_distance(got, want) <= bound
+    with np.errstate(all="ignore"):  # at the edge of the normal range, an absolute error of that edge
+        err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+        # x times a subnormal intermediate (silu(-90) = -90 sigmoid(-90)) is off by up to |x| tiny
+        scale = 1.0 if x is None else np.maximum(1.0, np.abs(x.astype(np.float64)))
+        floor = float(np.finfo(want.dtype).tiny) * scale * (1.0 if g is None else np.maximum(1.0, np.abs(g)))
+    ok |= err <= floor
+    terms = ref.terms if g is None else ref.grad_terms
+    if terms is not None and x is not None:
+        p = typed_params(params, x.dtype, name)
+        with np.errstate(all="ignore"):
+            scale = terms(x.astype(np.float64), *p)
+            if g is not None:
+                scale = scale * np.abs(g.astype(np.float64))
+        ok |= err <= max(bound, 1) * 2 * float(np.finfo(want.dtype).eps) * scale
+    return ok
 
 
 def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@ function and the argument, and every array the caller passed left byte-for-byte 
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -11,6 +12,16 @@ import pytest
 import fastact as fa
 
 from .conftest import ELEMENTWISE
+from .references import first_params
+
+
+def _bound(name, backward=False, skip=()):
+    """fa.NAME (or NAME_backward) with any required parameters (threshold's) bound."""
+    act = fa.ACTIVATIONS[name]
+    fn = getattr(fa, f"{name}_backward" if backward else name)
+    values = zip(act.params, first_params(name), strict=True)
+    required = {p.name: v for p, v in values if p.required and p.name not in skip}
+    return functools.partial(fn, **required) if required else fn
 
 BAD_DTYPES = [
     np.array([1 + 2j, 3j]),
@@ -48,17 +59,17 @@ def test_unsupported_dtypes_raise_type_error(name, bad):
     out = np.zeros(2)
     g = Guard(bad, out)
     with raises(TypeError, name, "x", re.escape(str(bad.dtype))):
-        getattr(fa, name)(bad, out=out)
+        _bound(name)(bad, out=out)
     with raises(TypeError, f"{name}_backward", "grad_output", re.escape(str(bad.dtype))):
-        getattr(fa, f"{name}_backward")(bad, np.ones(2), out=out)
+        _bound(name, True)(bad, np.ones(2), out=out)
     with raises(TypeError, f"{name}_backward", "x", re.escape(str(bad.dtype))):
-        getattr(fa, f"{name}_backward")(np.ones(2), bad, out=out)
+        _bound(name, True)(np.ones(2), bad, out=out)
     g.check()
 
 
 @pytest.mark.parametrize("name", ELEMENTWISE)
 def test_bad_out(name):
-    f, b = getattr(fa, name), getattr(fa, f"{name}_backward")
+    f, b = _bound(name), _bound(name, True)
     x = np.linspace(-1, 1, 6).astype(np.float32)
     gx = np.ones_like(x)
     cases = [
@@ -82,7 +93,7 @@ def test_bad_out(name):
 
 @pytest.mark.parametrize("name", ELEMENTWISE)
 def test_x_and_y_exactly_one(name):
-    b = getattr(fa, f"{name}_backward")
+    b = _bound(name, True)
     x = np.linspace(-1, 1, 5)
     out = np.full(5, 7.0)
     g = Guard(x, out)
@@ -95,7 +106,7 @@ def test_x_and_y_exactly_one(name):
 
 @pytest.mark.parametrize("name", ELEMENTWISE)
 def test_mismatched_grad_output(name):
-    b = getattr(fa, f"{name}_backward")
+    b = _bound(name, True)
     x, out = np.linspace(-1, 1, 5), np.full(5, 7.0)
     g = Guard(x, out)
     with raises(ValueError, f"{name}_backward", "grad_output", r"\(4,\)", r"\(5,\)"):
@@ -108,12 +119,21 @@ def test_mismatched_grad_output(name):
 EXTRA_BAD_PARAMS = {
     "leaky_relu": [({"negative_slope": float("inf")}, ValueError)],
     "elu": [({"alpha": -float("inf")}, ValueError)],
+    "celu": [({"alpha": 0.0}, ValueError)],
+    "softplus": [({"beta": 0.0}, ValueError)],
+    "hardtanh": [({"min_val": 2.0}, ValueError), ({"max_val": -3.0}, ValueError)],  # min_val > max_val
+    "softshrink": [({"lambd": -0.5}, ValueError)],
+    "hardshrink": [({"lambd": -0.5}, ValueError)],
 }
+# a float parameter: NaN, a string and None; a choice (gelu's approximate): anything not one of its names
+_FLOAT_BAD = ((float("nan"), ValueError), ("0.1x", TypeError), (None, TypeError))
+_CHOICE_BAD = (("fast", ValueError), (None, ValueError), (1.0, ValueError), ("NONE", ValueError))
 BAD_PARAM_CASES = [
     (name, {p.name: value}, exc)
     for name, act in fa.ACTIVATIONS.items() if act.kind == "elementwise"
     for p in act.params
-    for value, exc in ((float("nan"), ValueError), ("0.1x", TypeError), (None, TypeError))
+    for value, exc in (_CHOICE_BAD if p.choices else _FLOAT_BAD)
+    if not (p.required and value is None)  # threshold(x, None, v): "missing", below
 ] + [(name, kw, exc) for name, cases in EXTRA_BAD_PARAMS.items() for kw, exc in cases]
 
 
@@ -123,9 +143,21 @@ def test_bad_parameters(name, kwargs, exc):
     x, out = np.linspace(-1, 1, 5), np.full(5, 7.0)
     g = Guard(x, out)
     with raises(exc, name, param):
-        getattr(fa, name)(x, **kwargs, out=out)
+        _bound(name, skip=kwargs)(x, **kwargs, out=out)
     with raises(exc, f"{name}_backward", param):
-        getattr(fa, f"{name}_backward")(np.ones(5), x, **kwargs, out=out)
+        _bound(name, True, skip=kwargs)(np.ones(5), x, **kwargs, out=out)
+    g.check()
+
+
+def test_required_parameters_are_required():
+    x, out = np.linspace(-1, 1, 5), np.full(5, 7.0)
+    g = Guard(x, out)
+    with pytest.raises(TypeError, match=r"threshold\(\) missing required arguments: 'threshold', 'value'"):
+        fa.threshold(x, out=out)
+    with pytest.raises(TypeError, match=r"threshold\(\) missing required argument 'value'"):
+        fa.threshold(x, 0.5, out=out)
+    with pytest.raises(TypeError, match=r"threshold_backward\(\) missing required argument 'value'"):
+        fa.threshold_backward(np.ones(5), x, 0.5, out=out)
     g.check()
 
 

@@ -9,18 +9,19 @@ from numba import njit
 
 from fastact import _math
 
-from .references import ulp_distance
+from .references import _mp_tanhshrink, ulp_distance
 
 # the bounds _math's docstring states, per function and dtype
 BOUNDS = {
     "exp": (1, 1), "expm1": (2, 2), "tanh": (2, 2), "sigmoid": (2, 2), "log1p": (1, 1), "log": (1, 1),
-    "erf": (2, 2), "erfc": (4, 4), "softplus": (1, 1), "logsigmoid": (1, 1),
+    "erf": (2, 2), "erfc": (4, 4), "softplus": (1, 1), "logsigmoid": (1, 1), "x_minus_tanh": (3, 3),
 }
 MPMATH = {
     "exp": mpmath.exp, "expm1": mpmath.expm1, "tanh": mpmath.tanh, "sigmoid": lambda v: 1 / (1 + mpmath.exp(-v)),
     "log1p": mpmath.log1p, "log": mpmath.log, "erf": mpmath.erf, "erfc": mpmath.erfc,
     # log1p, not log(1 + ...): 1 + e^-90 needs more digits than the working precision
     "softplus": lambda v: mpmath.log1p(mpmath.exp(v)), "logsigmoid": lambda v: -mpmath.log1p(mpmath.exp(-v)),
+    "x_minus_tanh": _mp_tanhshrink,
 }
 
 

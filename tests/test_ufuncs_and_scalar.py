@@ -11,7 +11,7 @@ from numba import njit
 import fastact as fa
 
 from .conftest import ELEMENTWISE
-from .references import REFERENCES, reference_defaults
+from .references import REFERENCES, first_params, numeric_params
 
 
 @pytest.mark.parametrize("name", ELEMENTWISE)
@@ -30,18 +30,19 @@ def test_ufunc_is_a_numpy_ufunc(name):
 @pytest.mark.parametrize("name", ELEMENTWISE)
 def test_ufunc_out_where_and_broadcasting(name):
     u = getattr(fa.ufuncs, name)
-    params = reference_defaults(name)
+    ref_params = first_params(name)
+    params = numeric_params(name, ref_params)  # a choice goes in as its index
     x = np.linspace(-3, 3, 12).reshape(3, 4)
-    want = REFERENCES[name].f(x, *params)
-    np.testing.assert_allclose(u(x, *params), want, rtol=1e-15)
+    want = REFERENCES[name].f(x, *ref_params)
+    np.testing.assert_allclose(u(x, *params), want, rtol=4e-15)
     out = np.full_like(x, 9.0)
     mask = x > -1
     assert u(x, *params, out=out, where=mask) is out
-    np.testing.assert_allclose(out, np.where(mask, want, 9.0), rtol=1e-15)
+    np.testing.assert_allclose(out, np.where(mask, want, 9.0), rtol=4e-15)
     col = x[:, :1]  # broadcasting of the input against out
     out2 = np.empty((3, 4))
     u(col, *params, out=out2)
-    np.testing.assert_allclose(out2, np.broadcast_to(REFERENCES[name].f(col, *params), (3, 4)), rtol=1e-15)
+    np.testing.assert_allclose(out2, np.broadcast_to(REFERENCES[name].f(col, *ref_params), (3, 4)), rtol=4e-15)
     assert u(np.float32(-1.0), *params).dtype == np.float32
 
 
@@ -74,11 +75,12 @@ def test_backward_from_y_ufuncs_exist_where_supported():
 @pytest.mark.parametrize("name", ELEMENTWISE)
 def test_scalar_functions_from_python_and_numba(name):
     f, df = getattr(fa.scalar, name), getattr(fa.scalar, f"{name}_grad")
-    params = reference_defaults(name)
+    ref_params = first_params(name)
+    params = numeric_params(name, ref_params)
     ref = REFERENCES[name]
     for v in (-2.5, -0.0, 0.0, 0.7, 3.0):
-        assert f(v, *params) == pytest.approx(float(ref.f(np.float64(v), *params)), rel=1e-15)
-        assert df(v, *params) == pytest.approx(float(ref.df(np.float64(v), *params)), rel=1e-15)
+        assert f(v, *params) == pytest.approx(float(ref.f(np.float64(v), *ref_params)), rel=4e-15)
+        assert df(v, *params) == pytest.approx(float(ref.df(np.float64(v), *ref_params)), rel=4e-15)
 
 
 def test_scalar_fused_into_a_user_kernel():

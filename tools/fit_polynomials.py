@@ -5,8 +5,9 @@ erfc: erfc(a) = exp(-a^2) t S(w) for a >= 0, with t = 3 / (3 + a) in (0, 1] and 
 the leading term of erfc's asymptotic series), so one Chebyshev fit covers every a >= 0;
 centred on 0, its monomial coefficients stay small and Horner's scheme adds little error.
 
-x - tanh(x) = x^3 T(x^2) for |x| <= 1.5, where the difference cancels (beyond, tanh's own
-error is at most 2 ulp of the difference).
+x - tanh(x) = x^3 T(w) for |x| <= 1.5, where the difference cancels (beyond, tanh's own
+error is at most 2 ulp of the difference); w = x^2 / 1.125 - 1 in [-1, 1], centred for the
+same reason as erfc's.
 
 Prints each polynomial's coefficients, highest degree first, and the fit's relative error.
 """
@@ -27,7 +28,8 @@ def erfc_s(w):
     return mp.erfc(a) * mp.exp(a * a) / t
 
 
-def tanhshrink_t(z):
+def tanhshrink_t(w):
+    z = (w + 1) * TANHSHRINK_Z / 2
     if z == 0:
         return mp.mpf(1) / 3
     x = mp.sqrt(z)
@@ -43,7 +45,7 @@ if __name__ == "__main__":
     mp.mp.dps = 50
     for name, f, interval, degrees, at in (
         ("erfc S(w)", erfc_s, [-1, 1], ERFC_DEGREES, 1),
-        ("tanhshrink T(z)", tanhshrink_t, [0, TANHSHRINK_Z], TANHSHRINK_DEGREES, TANHSHRINK_Z),
+        ("tanhshrink T(w)", tanhshrink_t, [-1, 1], TANHSHRINK_DEGREES, 1),
     ):
         for dtype, degree in degrees.items():
             coeffs, err = fit(f, interval, degree, at)

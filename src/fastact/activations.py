@@ -221,7 +221,9 @@ elementwise(
 )
 
 # --- the sigmoid family ----------------------------------------------------------------------
-# Where a derivative multiplies x by something that tends to 0, x is first clamped to where
+# A scalar function calls each _math function at most once (twice trips a pedantic check in
+# numba's IR inliner, a warning that -W error would make fatal); _sigmoid_pair gives both
+# sigmoid(x) and sigmoid(-x). Where a derivative multiplies x by something that tends to 0, x is first clamped to where
 # that factor has underflowed (so x = +-inf gives the limit, not inf * 0 = nan); the clamps
 # are written so that NaN stays NaN.
 
@@ -235,13 +237,22 @@ def _clamp_sig(x):
     return -c if x < -c else x
 
 
+@register_jitable
+def _sigmoid_pair(x):
+    # sigmoid(x) and sigmoid(-x) = 1 - sigmoid(x), from one exponential, neither cancelling
+    e = exp(-abs(x))
+    d = lit(x, 1.0) + e
+    big, small = lit(x, 1.0) / d, e / d
+    return (big if x >= 0.0 else small), (small if x >= 0.0 else big)
+
+
 def sigmoid_(x):
     return sigmoid(x)
 
 
 def sigmoid_grad(x):
-    # s (1 - s) = s(x) s(-x), both without cancellation
-    return sigmoid(x) * sigmoid(-x)
+    s, t = _sigmoid_pair(x)  # s (1 - s), without cancellation
+    return s * t
 
 
 def sigmoid_grad_from_y(y):
@@ -297,8 +308,8 @@ def silu(x):
 
 def silu_grad(x):
     xc = _clamp_sig(x)
-    s = sigmoid(xc)
-    return s * (lit(x, 1.0) + xc * sigmoid(-xc))
+    s, t = _sigmoid_pair(xc)
+    return s * (lit(x, 1.0) + xc * t)
 
 
 elementwise(
@@ -399,15 +410,18 @@ _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_C = 0.044715
-_GELU_CLAMP32, _GELU_CLAMP64 = 20.0, 40.0  # the tanh form's derivative is 0 or 1 beyond
+_GELU_CLAMP32, _GELU_CLAMP64 = 20.0, 40.0  # gelu (both forms) and its derivative are x or 0, and 1 or 0, beyond
 
 
 @register_jitable
 def _gelu_erf_parts(x):
     # Phi(x) = erfc(-x / sqrt 2) / 2, and the normal density. The tail erfc(|x| / sqrt 2) / 2 =
     # exp(-x^2 / 2) erfc_scaled(|x| / sqrt 2) / 2 keeps its relative accuracy for x << 0.
-    e = exp_neg_half_square(x)
-    tail = lit(x, 0.5) * e * erfc_scaled(abs(x) * lit(x, _SQRT_HALF))
+    c = pick(x, _GELU_CLAMP32, _GELU_CLAMP64)  # Phi is 0 or 1 and the density 0 beyond
+    a = abs(x)
+    a = c if a > c else a
+    e = exp_neg_half_square(a)
+    tail = lit(x, 0.5) * e * erfc_scaled(a * lit(x, _SQRT_HALF))
     phi_cdf = tail if x < 0.0 else lit(x, 1.0) - tail
     return phi_cdf, e * lit(x, _INV_SQRT_2PI)
 
@@ -437,10 +451,9 @@ def gelu_grad(x, approximate):
     c = pick(x, _GELU_CLAMP32, _GELU_CLAMP64)
     xc = c if x > c else x
     xc = -c if xc < -c else xc
-    u2 = _gelu_tanh_u2(xc)
-    s = sigmoid(u2)
+    s, t = _sigmoid_pair(_gelu_tanh_u2(xc))
     du2 = lit(x, 2.0 * _SQRT_2_OVER_PI) * (lit(x, 1.0) + lit(x, 3.0 * _GELU_C) * (xc * xc))
-    return s + xc * (s * sigmoid(-u2)) * du2
+    return s + xc * (s * t) * du2
 
 
 def _np_gelu(x, approximate):
@@ -546,7 +559,7 @@ elementwise(
 def hardswish(x):
     v = x + lit(x, 3.0)
     v = lit(x, 0.0) if v < 0.0 else (lit(x, 6.0) if v > 6.0 else v)
-    y = x * v / lit(x, 6.0)
+    y = x * (v / lit(x, 6.0))  # not (x * v) / 6, which overflows for x near the largest float
     return lit(x, -0.0) if x <= -3.0 else y  # the limit -0.0 for x = -inf too, not -inf * 0
 
 
@@ -559,7 +572,7 @@ elementwise(
     "hardswish",
     hardswish,
     hardswish_grad,
-    formula="f(x) = x * min(max(x + 3, 0), 6) / 6",
+    formula="f(x) = x * (min(max(x + 3, 0), 6) / 6)",
     derivative="f'(x) = 0 if x <= -3, 1 if x >= 3, else x / 3 + 1/2",
     summary="Hard swish (MobileNetV3).",
     numpy=lambda x: x * np.clip(x + 3, 0, 6) / 6,
@@ -579,7 +592,7 @@ elementwise(
     "threshold",
     threshold,
     threshold_grad,
-    params=(Param("threshold", None, not_nan), Param("value", None)),
+    params=(Param("threshold", None, not_nan), Param("value", None, not_nan)),
     formula="f(x) = x if x > threshold else value",
     derivative="f'(x) = 1 if x > threshold else 0",
     summary="Replaces values up to threshold by value.",
@@ -637,8 +650,8 @@ def softsign(x):
 
 
 def softsign_grad(x):
-    d = lit(x, 1.0) + abs(x)
-    return lit(x, 1.0) / (d * d)
+    r = lit(x, 1.0) / (lit(x, 1.0) + abs(x))
+    return r * r  # not 1 / (d * d): d * d overflows where the result is still a subnormal
 
 
 elementwise(
