@@ -8,8 +8,9 @@ its *pickled* closure cells. A jitted dispatcher in a cell pickles with a per-pr
 uuid, so such a kernel misses the cache in every new process (shared/FACTS.md). Here
 the cells hold:
 
-* the plain Python scalar functions, made callable from numba by ``register_jitable``
-  (``_registry.py``). They pickle *by reference* (module and qualified name), which
+* the plain Python scalar functions, made callable from numba, and inlined into the
+  loops at numba's IR level, by ``_registry.inline_jitable``. They pickle *by
+  reference* (module and qualified name), which
   is the same in every process, so the cache hits;
 * ``SOURCE_TOKEN``, a hash of the files that hold the scalar math (the declarations and
   ``_math.py``). numba checks only
@@ -74,40 +75,108 @@ def _jit_variants(fn: types.FunctionType, qualname: str) -> tuple:
 # --- element-wise loops ---------------------------------------------------------------
 
 
-def _map_loops(f, token):
+# The scalar function is called with its parameters spelled out, per arity (0 to 2), not
+# as f(x, *params): numba inlines the scalar functions into the loop at its IR level
+# (``_registry.inline_jitable``), which it cannot do for a call with *args; left to LLVM,
+# a body as large as mish's stays a call, and a loop that makes a call does not vectorise.
+
+
+def _map_loops(f, nparams, token):
     """out = f(x, *params), over 1-D buffers and over the rows of 2-D strided views."""
+    if nparams == 0:
 
-    def flat(x, out, params):
-        token  # noqa: B018 -- keeps the token in the closure, hence in the cache key
-        for i in prange(x.shape[0]):
-            out[i] = f(x[i], *params)
+        def flat(x, out, params):
+            token  # noqa: B018 -- keeps the token in the closure, hence in the cache key
+            for i in prange(x.shape[0]):
+                out[i] = f(x[i])
 
-    def rows(x, out, params):
-        token  # noqa: B018
-        for i in prange(x.shape[0]):
-            for j in range(x.shape[1]):
-                out[i, j] = f(x[i, j], *params)
+        def rows(x, out, params):
+            token  # noqa: B018
+            for i in prange(x.shape[0]):
+                for j in range(x.shape[1]):
+                    out[i, j] = f(x[i, j])
+
+    elif nparams == 1:
+
+        def flat(x, out, params):
+            token  # noqa: B018
+            a = params[0]
+            for i in prange(x.shape[0]):
+                out[i] = f(x[i], a)
+
+        def rows(x, out, params):
+            token  # noqa: B018
+            a = params[0]
+            for i in prange(x.shape[0]):
+                for j in range(x.shape[1]):
+                    out[i, j] = f(x[i, j], a)
+
+    else:
+
+        def flat(x, out, params):
+            token  # noqa: B018
+            a, b = params[0], params[1]
+            for i in prange(x.shape[0]):
+                out[i] = f(x[i], a, b)
+
+        def rows(x, out, params):
+            token  # noqa: B018
+            a, b = params[0], params[1]
+            for i in prange(x.shape[0]):
+                for j in range(x.shape[1]):
+                    out[i, j] = f(x[i, j], a, b)
 
     return flat, rows
 
 
-def _chain_loops(df, token):
+def _chain_loops(df, nparams, token):
     """out = grad_output * df(x, *params): the backward pass through an element-wise f.
 
     The derivative is cast to the arrays' dtype before the product: scalar math written
     with float64 literals would otherwise widen a float32 loop to float64 and back (4%
     slower, measured, for the same result where the derivative is exact in float32)."""
+    if nparams == 0:
 
-    def flat(g, x, out, params):
-        token  # noqa: B018
-        for i in prange(x.shape[0]):
-            out[i] = g[i] * g.dtype.type(df(x[i], *params))
+        def flat(g, x, out, params):
+            token  # noqa: B018
+            for i in prange(x.shape[0]):
+                out[i] = g[i] * g.dtype.type(df(x[i]))
 
-    def rows(g, x, out, params):
-        token  # noqa: B018
-        for i in prange(x.shape[0]):
-            for j in range(x.shape[1]):
-                out[i, j] = g[i, j] * g.dtype.type(df(x[i, j], *params))
+        def rows(g, x, out, params):
+            token  # noqa: B018
+            for i in prange(x.shape[0]):
+                for j in range(x.shape[1]):
+                    out[i, j] = g[i, j] * g.dtype.type(df(x[i, j]))
+
+    elif nparams == 1:
+
+        def flat(g, x, out, params):
+            token  # noqa: B018
+            a = params[0]
+            for i in prange(x.shape[0]):
+                out[i] = g[i] * g.dtype.type(df(x[i], a))
+
+        def rows(g, x, out, params):
+            token  # noqa: B018
+            a = params[0]
+            for i in prange(x.shape[0]):
+                for j in range(x.shape[1]):
+                    out[i, j] = g[i, j] * g.dtype.type(df(x[i, j], a))
+
+    else:
+
+        def flat(g, x, out, params):
+            token  # noqa: B018
+            a, b = params[0], params[1]
+            for i in prange(x.shape[0]):
+                out[i] = g[i] * g.dtype.type(df(x[i], a, b))
+
+        def rows(g, x, out, params):
+            token  # noqa: B018
+            a, b = params[0], params[1]
+            for i in prange(x.shape[0]):
+                for j in range(x.shape[1]):
+                    out[i, j] = g[i, j] * g.dtype.type(df(x[i, j], a, b))
 
     return flat, rows
 
@@ -358,15 +427,15 @@ class Kernels:
     @cached_property
     def forward(self) -> dict[str, tuple]:
         """{"flat": (serial, parallel), "rows": (serial, parallel)}"""
-        return self._variants(_map_loops, self.act.forward_scalar)
+        return self._variants(_map_loops, self.act.forward_scalar, self._nparams)
 
     @cached_property
     def backward(self) -> dict[str, tuple]:
-        return self._variants(_chain_loops, self.act.grad_scalar)
+        return self._variants(_chain_loops, self.act.grad_scalar, self._nparams)
 
     @cached_property
     def backward_from_y(self) -> dict[str, tuple]:
-        return self._variants(_chain_loops, self.act.grad_from_y_scalar)
+        return self._variants(_chain_loops, self.act.grad_from_y_scalar, self._nparams)
 
     @cached_property
     def channel(self) -> dict[str, tuple]:

@@ -43,6 +43,8 @@ from numba.core import types
 from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import intrinsic, overload, register_jitable
 
+from ._registry import inline_jitable
+
 
 @intrinsic
 def _bits(typingctx, x):
@@ -90,13 +92,18 @@ def _shift_right_logical(typingctx, i, n):
     return i(i, n), codegen
 
 
-@register_jitable
-def _horner(coefficients, x):
-    # coefficients highest degree first; a constant-length tuple, unrolled by LLVM
-    p = coefficients[0]
-    for j in range(1, len(coefficients)):
-        p = p * x + coefficients[j]
-    return p
+def _polynomial(coefficients: tuple) -> object:
+    """p(x) = c[0] x^(n-1) + ... + c[n-1] by Horner's scheme, written out term by term
+    (coefficients highest degree first, as np.float32 or float). Generated rather than a
+    loop over the tuple: LLVM does not fully unroll a loop of 20-odd steps, and the loop
+    that calls it then does not vectorise."""
+    names = {f"c{k}": c for k, c in enumerate(coefficients)}
+    expr = "c0"
+    for k in range(1, len(coefficients)):
+        expr = f"({expr}) * x + c{k}"
+    namespace: dict = {}
+    exec(f"def polynomial(x):\n    return {expr}\n", names, namespace)
+    return register_jitable(namespace["polynomial"])
 
 
 # --- float32 ---------------------------------------------------------------------------------
@@ -297,6 +304,7 @@ def _sigmoid64(x):
 
 _F32_LOG_R = tuple(np.float32(2.0 / (2 * n + 1)) for n in range(4, 0, -1))
 _F64_LOG_R = tuple(2.0 / (2 * n + 1) for n in range(10, 0, -1))
+_log_r32, _log_r64 = _polynomial(_F32_LOG_R), _polynomial(_F64_LOG_R)
 _F32_SQRT_HALF_BITS = 0x3F3504F3  # float32 bits of sqrt(1/2)
 _F64_SQRT_HALF_BITS = 0x3FE6A09E667F3BCD
 _F32_ONE_BITS, _F64_ONE_BITS = 0x3F800000, 0x3FF0000000000000
@@ -313,7 +321,7 @@ def _log_core32(u, c, k0):
     f = m - np.float32(1.0)
     s = f / (np.float32(2.0) + f)
     z = s * s
-    r = z * _horner(_F32_LOG_R, z)
+    r = z * _log_r32(z)
     hfsq = np.float32(0.5) * f * f
     return kf * _F32_LN2_HI - ((hfsq - (s * (hfsq + r) + (kf * _F32_LN2_LO + c))) - f)
 
@@ -327,7 +335,7 @@ def _log_core64(u, c, k0):
     f = m - 1.0
     s = f / (2.0 + f)
     z = s * s
-    r = z * _horner(_F64_LOG_R, z)
+    r = z * _log_r64(z)
     hfsq = 0.5 * f * f
     return kf * _F64_LN2_HI - ((hfsq - (s * (hfsq + r) + (kf * _F64_LN2_LO + c))) - f)
 
@@ -411,49 +419,51 @@ _F32_ERF_TAYLOR = tuple(
 _F64_ERF_TAYLOR = tuple(
     2.0 / math.sqrt(math.pi) * (-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(18, -1, -1)
 )
+_erfc_s32, _erfc_s64 = _polynomial(_F32_ERFC_S), _polynomial(_F64_ERFC_S)
+_erf_taylor32, _erf_taylor64 = _polynomial(_F32_ERF_TAYLOR), _polynomial(_F64_ERF_TAYLOR)
 _F32_ERFC_ZERO, _F64_ERFC_ZERO = np.float32(11.0), 28.0  # erfc underflows to 0 beyond
 
 
-@register_jitable
+@inline_jitable
 def _exp_neg_square32(a, scale):
     # exp(-scale a^2) for a >= 0 (not NaN, not inf) and scale a power of two
     hi = _float32_from_bits(_bits(a) & -4096)
     return _exp32(-(scale * (hi * hi))) * _exp32(-(scale * ((a - hi) * (a + hi))))
 
 
-@register_jitable
+@inline_jitable
 def _exp_neg_square64(a, scale):
     hi = _float64_from_bits(_bits(a) & -134217728)  # low 27 bits cleared
     return _exp64(-(scale * (hi * hi))) * _exp64(-(scale * ((a - hi) * (a + hi))))
 
 
-@register_jitable
+@inline_jitable
 def _erfc_scaled32(x):
     # erfc(x) exp(x^2), x >= 0
     d = np.float32(3.0) + x
-    return (np.float32(3.0) / d) * _horner(_F32_ERFC_S, (np.float32(3.0) - x) / d)
+    return (np.float32(3.0) / d) * _erfc_s32((np.float32(3.0) - x) / d)
 
 
-@register_jitable
+@inline_jitable
 def _erfc_scaled64(x):
     d = 3.0 + x
-    return (3.0 / d) * _horner(_F64_ERFC_S, (3.0 - x) / d)
+    return (3.0 / d) * _erfc_s64((3.0 - x) / d)
 
 
-@register_jitable
+@inline_jitable  # inlined before LLVM sees it: left to LLVM, erf stays a call
 def _erfc_positive32(a):
     # erfc(a) for a >= 0 or NaN
     ac = a if a < _F32_ERFC_ZERO else _F32_ERFC_ZERO
     e = _exp_neg_square32(ac, np.float32(1.0)) * _erfc_scaled32(ac)
-    e = e if a >= np.float32(0.5) else np.float32(1.0) - a * _horner(_F32_ERF_TAYLOR, a * a)
+    e = e if a >= np.float32(0.5) else np.float32(1.0) - a * _erf_taylor32(a * a)
     return np.float32(0.0) if a >= _F32_ERFC_ZERO else e
 
 
-@register_jitable
+@inline_jitable
 def _erfc_positive64(a):
     ac = a if a < _F64_ERFC_ZERO else _F64_ERFC_ZERO
     e = _exp_neg_square64(ac, 1.0) * _erfc_scaled64(ac)
-    e = e if a >= 0.5 else 1.0 - a * _horner(_F64_ERF_TAYLOR, a * a)
+    e = e if a >= 0.5 else 1.0 - a * _erf_taylor64(a * a)
     return 0.0 if a >= _F64_ERFC_ZERO else e
 
 
@@ -472,7 +482,7 @@ def _erfc64(x):
 @register_jitable
 def _erf32(x):
     a = abs(x)
-    near = x * _horner(_F32_ERF_TAYLOR, x * x)
+    near = x * _erf_taylor32(x * x)
     far = np.copysign(np.float32(1.0) - _erfc_positive32(a), x)
     return far if a >= np.float32(1.0) else near
 
@@ -480,7 +490,7 @@ def _erf32(x):
 @register_jitable
 def _erf64(x):
     a = abs(x)
-    near = x * _horner(_F64_ERF_TAYLOR, x * x)
+    near = x * _erf_taylor64(x * x)
     far = np.copysign(1.0 - _erfc_positive64(a), x)
     return far if a >= 1.0 else near
 
@@ -529,20 +539,21 @@ _F64_TANHSHRINK_T = (
     0.0002128196527358922, -0.0006795862340067498, 0.0021701033349954047, -0.006930041560310504,
     0.022137085603752594, -0.07085696069441098, 0.23024970214677892
 )
+_tanhshrink_t32, _tanhshrink_t64 = _polynomial(_F32_TANHSHRINK_T), _polynomial(_F64_TANHSHRINK_T)
 
 
 @register_jitable
 def _x_minus_tanh32(x):
     z = x * x
-    near = x * z * _horner(_F32_TANHSHRINK_T, (z - np.float32(1.125)) * np.float32(1.0 / 1.125))
-    return near if abs(x) <= np.float32(1.5) else x - _tanh32(x)
+    near = x * z * _tanhshrink_t32((z - np.float32(1.125)) * np.float32(1.0 / 1.125))
+    return near if abs(x) <= np.float32(1.5) else x - tanh(x)  # tanh: the inlined overload, below
 
 
 @register_jitable
 def _x_minus_tanh64(x):
     z = x * x
-    near = x * z * _horner(_F64_TANHSHRINK_T, (z - 1.125) * (1.0 / 1.125))
-    return near if abs(x) <= 1.5 else x - _tanh64(x)
+    near = x * z * _tanhshrink_t64((z - 1.125) * (1.0 / 1.125))
+    return near if abs(x) <= 1.5 else x - tanh(x)
 
 
 @register_jitable

@@ -6,19 +6,20 @@ parameters. Everything else -- the numba kernels, the ufuncs, the public
 ``fa.NAME`` / ``fa.NAME_backward`` functions, the tests and the benchmarks -- is
 derived from these declarations by iterating :data:`REGISTRY`.
 
-The scalar functions are registered with ``numba.extending.register_jitable`` so
-that numba code can call them, while the module attribute stays the plain Python
-function. That matters for the on-disk cache: see ``_kernels.py``.
+The scalar functions are registered with :func:`inline_jitable` so that numba code can
+call them (inlined), while the module attribute stays the plain Python function. That
+matters for the on-disk cache: see ``_kernels.py``.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from numba.extending import register_jitable
+from numba.extending import overload
 
 __all__ = ["Activation", "Param", "REGISTRY", "elementwise", "channelwise"]
 
@@ -169,17 +170,31 @@ class Activation:
 REGISTRY: dict[str, Activation] = {}
 
 
-_JITABLE: set[Callable[..., float]] = set()
+_JITABLE: set[Callable[..., Any]] = set()
+
+
+def inline_jitable(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Make fn callable from numba code, inlined there at numba's IR level; returns fn.
+
+    As ``register_jitable``, the module attribute stays the plain Python function
+    (picklable by reference, which the on-disk cache needs: see ``_kernels.py``). Unlike
+    it, the body is inlined before LLVM sees it: LLVM leaves a body as large as mish's as
+    a call, and a loop that makes a call does not vectorise. Registered once, since
+    activations share scalar math (prelu is leaky_relu with a weight per channel).
+    """
+    if fn in _JITABLE:
+        return fn
+    # numba wants the typing function's parameters named as the implementation's
+    names = list(inspect.signature(fn).parameters)
+    namespace: dict[str, Any] = {}
+    exec(f"def typer({', '.join(names)}):\n    return fn\n", {"fn": fn}, namespace)
+    overload(fn, inline="always")(namespace["typer"])
+    _JITABLE.add(fn)
+    return fn
 
 
 def _jitable(fn: Callable[..., float] | None) -> Callable[..., float] | None:
-    # register_jitable returns fn itself: the module attribute stays a plain function
-    # (picklable by reference) that numba code may call. Registered once, since
-    # activations may share scalar math (prelu is leaky_relu with a weight per channel).
-    if fn is not None and fn not in _JITABLE:
-        register_jitable(fn)
-        _JITABLE.add(fn)
-    return fn
+    return None if fn is None else inline_jitable(fn)
 
 
 def _register(**fields: Any) -> Activation:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba.extending import register_jitable
 
 from ._math import (
     erfc_scaled,
@@ -38,7 +37,16 @@ from ._math import (
     tanh,
     x_minus_tanh,
 )
-from ._registry import Param, channelwise, elementwise, finite, finite_nonnegative, finite_nonzero, not_nan
+from ._registry import (
+    Param,
+    channelwise,
+    elementwise,
+    finite,
+    finite_nonnegative,
+    finite_nonzero,
+    inline_jitable,
+    not_nan,
+)
 
 # --- relu -------------------------------------------------------------------------
 
@@ -230,14 +238,14 @@ elementwise(
 _SIG_CLAMP32, _SIG_CLAMP64 = 120.0, 760.0  # e^-x underflows to 0 beyond
 
 
-@register_jitable
+@inline_jitable
 def _clamp_sig(x):
     c = pick(x, _SIG_CLAMP32, _SIG_CLAMP64)
     x = c if x > c else x
     return -c if x < -c else x
 
 
-@register_jitable
+@inline_jitable
 def _sigmoid_pair(x):
     # sigmoid(x) and sigmoid(-x) = 1 - sigmoid(x), from one exponential, neither cancelling
     e = exp(-abs(x))
@@ -326,7 +334,7 @@ elementwise(
 _MISH_CLAMP32, _MISH_CLAMP64 = 20.0, 40.0  # tanh(softplus(x)) is 1 to the dtype's precision beyond
 
 
-@register_jitable
+@inline_jitable
 def _mish_parts(x):
     # tanh(softplus(x)) = n / (n + 2), n = e^x (e^x + 2); and 1 - that = 2 / (n + 2)
     c = pick(x, _MISH_CLAMP32, _MISH_CLAMP64)
@@ -413,7 +421,7 @@ _GELU_C = 0.044715
 _GELU_CLAMP32, _GELU_CLAMP64 = 20.0, 40.0  # gelu (both forms) and its derivative are x or 0, and 1 or 0, beyond
 
 
-@register_jitable
+@inline_jitable
 def _gelu_erf_parts(x):
     # Phi(x) = erfc(-x / sqrt 2) / 2, and the normal density. The tail erfc(|x| / sqrt 2) / 2 =
     # exp(-x^2 / 2) erfc_scaled(|x| / sqrt 2) / 2 keeps its relative accuracy for x << 0.
@@ -426,7 +434,7 @@ def _gelu_erf_parts(x):
     return phi_cdf, e * lit(x, _INV_SQRT_2PI)
 
 
-@register_jitable
+@inline_jitable
 def _gelu_tanh_u2(x):
     # 2u, where 0.5 (1 + tanh(u)) = sigmoid(2u): the sigmoid form has no cancellation for x << 0
     return lit(x, 2.0 * _SQRT_2_OVER_PI) * (x + lit(x, _GELU_C) * (x * x * x))
