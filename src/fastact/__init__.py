@@ -5,6 +5,9 @@ For every activation NAME in :data:`ACTIVATIONS`::
     y  = fastact.NAME(x, <params>, *, out=None)
     gx = fastact.NAME_backward(grad_output, x=None, <params>, *, y=None, out=None)
 
+except prelu (``prelu(x, weight, *, axis=1)``, whose backward also returns the weight's
+gradient) and softmax / log_softmax, which take ``axis=-1`` instead of parameters.
+
 ``fastact.ufuncs.NAME`` are the same activations as NumPy ufuncs, and
 ``fastact.scalar.NAME`` / ``NAME_grad`` are numba functions to call from your own
 ``@njit`` code. Parameter names and defaults are those of ``torch.nn.functional``.
@@ -19,7 +22,7 @@ from . import _threading
 _threading.configure()  # before anything can start numba's threads
 
 from . import activations as _activations  # noqa: E402  (declares into the registry)
-from ._dispatch import make_backward, make_forward, make_prelu  # noqa: E402
+from ._dispatch import make_backward, make_forward, make_prelu, make_rowwise  # noqa: E402
 from ._kernels import Kernels  # noqa: E402
 from ._registry import REGISTRY, Activation  # noqa: E402
 
@@ -38,6 +41,8 @@ for _name, _act in REGISTRY.items():
     _kernels = KERNELS[_name] = Kernels(_act)
     if _act.kind == "channelwise":
         _act.forward, _act.backward = make_prelu(_act, _kernels)
+    elif _act.kind == "rowwise":
+        _act.forward, _act.backward = make_rowwise(_act, _kernels)
     else:
         _act.forward, _act.backward = make_forward(_act, _kernels), make_backward(_act, _kernels)
     globals()[_name] = _act.forward

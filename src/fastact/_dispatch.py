@@ -3,8 +3,8 @@
 Paths, fastest first:
 
 1. every operand is one contiguous buffer in the same order (C or Fortran), or can be
-   viewed as 1-D: the flat kernel, serial below ``PARALLEL_MIN_SIZE`` elements and
-   parallel above;
+   viewed as 1-D: the flat kernel, serial below ``PARALLEL_MIN_SIZES`` elements (per
+   dtype and direction) and parallel above;
 2. a large strided array that can be viewed as 2-D rows: the parallel row kernel;
 3. anything else (broadcasting, partial overlap of ``out`` with an input, layouts
    with no 1-D or 2-D view): the activation's real NumPy ufunc, which loops over any
@@ -27,15 +27,28 @@ from . import _threading
 from ._kernels import Kernels
 from ._registry import Activation
 
-# Element count at and above which the parallel kernels run. Chosen from
-# bench/crossover.py on the project's machine kind (2 threads, TBB; 2026-11-23): for the
-# memory-bound relu/leaky_relu loops the parallel kernel first wins at 2^16-2^17
-# elements in both dtypes, forward and backward (below, the 3-6 us of a parallel launch
-# costs more than splitting saves); compute-bound elu wins from about 2^13, so one
-# constant leaves it some speed at mid sizes. README, "Dispatch", has the numbers.
-PARALLEL_MIN_SIZE = 1 << 16
-
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
+
+# Element counts at and above which the parallel kernels run, per dtype and direction:
+# the median, over the element-wise activations, of the size from which the parallel
+# flat kernel beat the serial one at every larger size, measured by bench/crossover.py
+# on the project's machine kind (2 threads, TBB; 2026-11-23, medians over the 21
+# activations: float32 2^16 both ways, float64 2^14 forward and 2^13 backward). Below, the few
+# microseconds of a parallel launch cost more than splitting the work saves. The
+# memory-bound activations (relu, hardtanh, the shrinks) cross later than the median,
+# the transcendental ones (gelu, mish) earlier. README, "Dispatch", has the numbers.
+PARALLEL_MIN_SIZES: dict[tuple[np.dtype, str], int] = {
+    (F32, "forward"): 1 << 16,
+    (F32, "backward"): 1 << 16,
+    (F64, "forward"): 1 << 14,
+    (F64, "backward"): 1 << 13,
+}
+# at and above this, every kernel runs in parallel (tests use it to reach that path)
+PARALLEL_MIN_SIZE = max(PARALLEL_MIN_SIZES.values())
+
+
+def parallel_min_size(dtype: np.dtype, direction: str) -> int:
+    return PARALLEL_MIN_SIZES.get((dtype, direction), PARALLEL_MIN_SIZE)
 
 _lock_needed: bool | None = None
 
@@ -158,18 +171,19 @@ def run_elementwise(
     ("forward", "backward", "backward_from_y"); its ufunc is only built if needed.
     ``fresh_out``: out was just allocated, so it cannot overlap an input."""
     size = out.size
+    threshold = parallel_min_size(out.dtype, "forward" if loops == "forward" else "backward")
     same_shape = all(a.shape == out.shape for a in inputs)
     if same_shape and (fresh_out or not overlaps_partly(out, *inputs)):
         arrays = (*inputs, out)
         views = _flat_views(arrays)
         if views is not None:
             serial, parallel = getattr(kernels, loops)["flat"]
-            if size < PARALLEL_MIN_SIZE:
+            if size < threshold:
                 serial(*views, params)
             else:
                 _launch(parallel, *views, params)
             return
-        if size >= PARALLEL_MIN_SIZE and out.ndim >= 2:
+        if size >= threshold and out.ndim >= 2:
             views = _row_views(arrays)
             if views is not None:
                 _launch(getattr(kernels, loops)["rows"][1], *views, params)
@@ -273,7 +287,8 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
 
     # The small-array path below costs only overhead, so it keeps to closure variables
     # (faster to reach than module globals) and the serial kernel once loaded.
-    ndarray, empty_like, f32, f64, small = np.ndarray, np.empty_like, F32, F64, PARALLEL_MIN_SIZE
+    ndarray, empty_like, f32, f64 = np.ndarray, np.empty_like, F32, F64
+    small32, small64 = PARALLEL_MIN_SIZES[F32, "forward"], PARALLEL_MIN_SIZES[F64, "forward"]
     typed_defaults = binder.typed_defaults
     serial: list = []
 
@@ -282,7 +297,7 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
         if type(x) is ndarray:
             dt = x.dtype
             xflags = x.flags
-            if (dt is f32 or dt is f64) and x.size < small and xflags.c_contiguous:
+            if (dt is f32 or dt is f64) and x.size < (small32 if dt is f32 else small64) and xflags.c_contiguous:
                 if out is None:
                     result = empty_like(x)
                 elif out is x:
@@ -333,7 +348,7 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
         if y is None and type(x) is np.ndarray and type(grad_output) is np.ndarray:
             dt = x.dtype
             if (
-                (dt is F32 or dt is F64) and grad_output.dtype is dt and x.size < PARALLEL_MIN_SIZE
+                (dt is F32 or dt is F64) and grad_output.dtype is dt and x.size < parallel_min_size(dt, "backward")
                 and x.ndim == 1 and grad_output.shape == x.shape
             ):  # the common small case, kept lean
                 result = np.empty_like(x) if out is None else _fast_out(out, x, dt, grad_output)
@@ -494,7 +509,7 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         o2, o2_is_view = plan.view(target)
         x2 = plan.view(xc)[0]
         in_place = o2_is_view and _same_view(x2, o2)
-        plan.run(kernels, "forward", x.size >= PARALLEL_MIN_SIZE, x2, wc, o2, in_place=in_place)
+        plan.run(kernels, "forward", x.size >= parallel_min_size(cdt, "forward"), x2, wc, o2, in_place=in_place)
         if not o2_is_view:  # the kernel wrote to a copy
             target[...] = o2.reshape(target.shape)
         if out is None:
@@ -521,7 +536,7 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         g2, x2 = plan.view(gc)[0], plan.view(xc)[0]
         o2, o2_is_view = plan.view(target)
         in_place = o2_is_view and _same_view(g2, o2)
-        per_channel = plan.backward(kernels, x.size >= PARALLEL_MIN_SIZE, g2, x2, wc, o2, in_place)
+        per_channel = plan.backward(kernels, x.size >= parallel_min_size(cdt, "backward"), g2, x2, wc, o2, in_place)
         if not o2_is_view:
             target[...] = o2.reshape(target.shape)
         grad_weight = per_channel if w.size == plan.channels else per_channel.sum(keepdims=True)
@@ -551,6 +566,167 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
     return _named(prelu, fname, _forward_doc(act)), _named(prelu_backward, bname, _backward_doc(act))
 
 
+# --- row-wise (softmax, log_softmax) ----------------------------------------------------------
+
+_ROW_TASKS = 64  # tasks in the rows form: a few per thread, for load balance
+
+
+def _normalize_axis(function: str, axis: Any, ndim: int) -> int:
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{function}: axis must be an integer, got {axis!r}") from None
+    if ndim == 0:  # as PyTorch: a 0-d input is one row of one element
+        if axis not in (0, -1):
+            raise np.exceptions.AxisError(f"{function}: axis {axis} is out of bounds for a 0-d x")
+        return 0
+    if not -ndim <= axis < ndim:
+        raise np.exceptions.AxisError(f"{function}: axis {axis} is out of bounds for x with {ndim} dimensions")
+    return axis % ndim
+
+
+class _RowPlan:
+    """How the row-wise kernels see an array: rows (n along the last axis of a 2-D
+    view) or columns (a 3-D (outer, n, inner) view, inner > 1). A Fortran-ordered
+    array is seen through its transpose, so that its unit stride stays innermost."""
+
+    def __init__(self, shape: tuple[int, ...], axis: int, transposed: bool) -> None:
+        if transposed:
+            shape, axis = shape[::-1], len(shape) - 1 - axis
+        self.transposed = transposed
+        if not shape:
+            outer, n, inner = 1, 1, 1
+        else:
+            outer, n, inner = math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
+        self.size = outer * n * inner
+        if inner == 1:
+            self.form, self.shape = "rows", (outer, n)
+            self.tasks = outer
+            self.extra = max(1, -(-outer // _ROW_TASKS))  # rows per task
+        else:
+            self.form, self.shape = "columns", (outer, n, inner)
+            from ._kernels import _COLUMN_BLOCK
+
+            self.tasks = outer * -(-inner // _COLUMN_BLOCK)
+            self.extra = _COLUMN_BLOCK
+
+    @staticmethod
+    def for_arrays(shape: tuple[int, ...], axis: int, *arrays: np.ndarray) -> _RowPlan:
+        fortran = len(shape) >= 2 and all(a.flags.f_contiguous and not a.flags.c_contiguous for a in arrays)
+        return _RowPlan(shape, axis, fortran)
+
+    def view(self, a: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(a view of a in the plan's form, True), or (a contiguous copy, False)."""
+        b = a.T if self.transposed else a
+        try:
+            return b.reshape(self.shape, copy=False), True
+        except ValueError:
+            return np.ascontiguousarray(b).reshape(self.shape), False
+
+    def run(self, kernels: Kernels, direction: str, *arrays: np.ndarray) -> None:
+        name = direction if self.form == "rows" else f"{direction}_columns"
+        serial, parallel = kernels.rowwise[name]
+        if self.size >= parallel_min_size(arrays[-1].dtype, direction) and self.tasks >= 2:
+            _launch(parallel, *arrays, self.extra)
+        else:
+            serial(*arrays, self.extra)
+
+
+def _run_rowwise(
+    kernels: Kernels, direction: str, shape: tuple[int, ...], axis: int, inputs: tuple[np.ndarray, ...],
+    out: np.ndarray, fresh_out: bool,
+) -> None:
+    """out = the row-wise pass over inputs (same shape, compute dtype). out may be one of
+    the inputs (the kernels read each element before writing it); a partial overlap
+    goes through a temporary."""
+    plan = _RowPlan.for_arrays(shape, axis, *inputs, out)
+    if plan.size == 0:
+        return
+    views = [plan.view(a)[0] for a in inputs]
+    direct = fresh_out or not overlaps_partly(out, *inputs)
+    target = out if direct else np.empty_like(out)
+    t2, t2_is_view = plan.view(target)
+    plan.run(kernels, direction, *views, t2)
+    if not t2_is_view:  # the kernel wrote to a copy
+        target[...] = t2.T.reshape(target.shape) if plan.transposed else t2.reshape(target.shape)
+    if target is not out:
+        np.copyto(out, target)
+
+
+_AXIS = inspect.Parameter("axis", inspect.Parameter.KEYWORD_ONLY, default=-1, annotation=int)
+
+
+def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    fname, bname = act.name, f"{act.name}_backward"
+
+    def forward(x, *, axis=-1, out=None):
+        x = as_input(fname, "x", x)
+        rdt = result_dtype(fname, "x", x.dtype)
+        cdt = compute_dtype(rdt)
+        ax = _normalize_axis(fname, axis, x.ndim)
+        if out is not None:
+            check_out(fname, out, x.shape, rdt)
+        xc = x.astype(cdt, copy=False)
+        if out is not None and rdt == cdt:
+            _run_rowwise(kernels, "forward", x.shape, ax, (xc,), out, fresh_out=False)
+            return out
+        result = np.empty(x.shape, cdt, order="F" if _fortran(xc) else "C")
+        _run_rowwise(kernels, "forward", x.shape, ax, (xc,), result, fresh_out=True)
+        if out is None:
+            return _returned(result.astype(rdt, copy=False), False)
+        np.copyto(out, result, casting="unsafe")
+        return out
+
+    def backward(grad_output, x=None, *, axis=-1, y=None, out=None):
+        if (x is None) == (y is None):
+            raise TypeError(f"{bname}: give exactly one of x (the forward's input) and y= (its output)")
+        argname = "x" if y is None else "y"
+        g = as_input(bname, "grad_output", grad_output)
+        v = as_input(bname, argname, x if y is None else y)
+        rdt = np.result_type(result_dtype(bname, "grad_output", g.dtype), result_dtype(bname, argname, v.dtype))
+        cdt = compute_dtype(rdt)
+        if g.shape != v.shape:
+            raise ValueError(
+                f"{bname}: grad_output has shape {g.shape}, which does not match {argname}'s shape {v.shape}"
+            )
+        ax = _normalize_axis(bname, axis, v.ndim)
+        if out is not None:
+            check_out(bname, out, v.shape, rdt)
+        gc, vc = g.astype(cdt, copy=False), v.astype(cdt, copy=False)
+        if y is None:  # the gradient is expressed through the output: compute it first
+            yc = np.empty(vc.shape, cdt, order="F" if _fortran(vc) else "C")
+            _run_rowwise(kernels, "forward", vc.shape, ax, (vc,), yc, fresh_out=True)
+        else:
+            yc = vc
+        if out is not None and rdt == cdt:
+            _run_rowwise(kernels, "backward", v.shape, ax, (gc, yc), out, fresh_out=False)
+            return out
+        result = np.empty(v.shape, cdt, order="F" if _fortran(yc) else "C")
+        _run_rowwise(kernels, "backward", v.shape, ax, (gc, yc), result, fresh_out=True)
+        if out is None:
+            return _returned(result.astype(rdt, copy=False), False)
+        np.copyto(out, result, casting="unsafe")
+        return out
+
+    forward.__signature__ = inspect.Signature(
+        [inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY), _AXIS, _OUT],
+        return_annotation="numpy.ndarray | numpy.floating",
+    )
+    backward.__signature__ = inspect.Signature(
+        [inspect.Parameter("grad_output", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY),
+         inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=f"{_ARRAY} | None"),
+         _AXIS,
+         inspect.Parameter("y", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=f"{_ARRAY} | None"),
+         _OUT],
+        return_annotation="numpy.ndarray | numpy.floating",
+    )
+    return _named(forward, fname, _forward_doc(act)), _named(backward, bname, _backward_doc(act))
+
+
+def _fortran(a: np.ndarray) -> bool:
+    return a.ndim >= 2 and a.flags.f_contiguous and not a.flags.c_contiguous
+
+
 # --- names and docstrings ---------------------------------------------------------------------
 
 
@@ -562,6 +738,8 @@ def _named(fn: Callable[..., Any], name: str, doc: str) -> Callable[..., Any]:
 
 
 def _params_doc(act: Activation) -> str:
+    if act.kind == "rowwise":
+        return "axis : int, default -1\n    The axis along which the rows run (any axis, any layout).\n"
     if act.kind == "channelwise":
         return (
             "weight : array_like\n    One slope, or one per channel (x.shape[axis] elements).\n"

@@ -39,7 +39,8 @@ import numpy as np
 from numba import njit, prange, vectorize
 from numba.extending import register_jitable
 
-from ._registry import Activation
+from ._math import exp
+from ._registry import Activation, inline_jitable
 
 _SCALAR_MATH_FILES = ("activations.py", "_math.py")
 
@@ -411,6 +412,138 @@ def _channel_loops_in_place(f, df, dw, token):
     return _channel_loops(f, df, dw, token, in_place=True)
 
 
+# --- row-wise loops (softmax, log_softmax) ---------------------------------------------
+# The array is viewed in one of two forms:
+# * rows: (rows, n), the axis last. A task takes a run of rows; each row is read three
+#   times (maximum, sum of exponentials, output), from cache when it fits there;
+# * columns: (outer, n, inner), the axis in the middle and inner > 1 (softmax over
+#   axis 0 of a C-ordered matrix). A task takes a block of inner positions and keeps
+#   their maxima and sums in small arrays, so that every inner loop runs along memory
+#   and vectorises across rows instead of along them.
+# Sums are taken in float64 whatever the dtype: the terms are positive (forward) or of
+# either sign (backward), and a float32 running sum would lose digits over long rows.
+# exp(x - m) is computed in the array's dtype (vectorised float32 math is twice as fast).
+
+_COLUMN_BLOCK = 512
+
+
+@register_jitable(fastmath={"nnan", "nsz", "reassoc"})
+def _row_max(a):
+    # The fast-math flags let LLVM vectorise the reduction. Where the row holds a NaN
+    # the value returned does not matter: that element's exp(x - m) is NaN whatever m
+    # is, and it makes the sum, hence every output of the row, NaN.
+    m = a[0]
+    for k in range(1, a.shape[0]):
+        v = a[k]
+        m = v if v > m else m
+    return m
+
+
+@register_jitable
+def _corrected(e, lo):
+    # e (1 + lo); lo is NaN when x - m is infinite (x = -inf: e = 0, exactly right), and
+    # NaN x stays NaN in e. A function of its own: a conditional expression in a body
+    # that numba inlines at its IR level makes its SSA check warn.
+    return e if lo != lo else e + e * lo
+
+
+def exp_below_max(x, m):
+    """exp(x - m) for x <= m, in x's dtype. x - m is rounded, and
+    exp magnifies that error by |x - m| (100 ulp at x - m = -100); its rounding error
+    (Knuth's TwoSum, exact) restores it: exp(d + lo) = exp(d) (1 + lo)."""
+    d = x - m
+    b = d - x
+    lo = (x - (d - b)) + (-m - b)
+    return _corrected(exp(d), lo)
+
+
+inline_jitable(exp_below_max)
+
+
+def _rowwise_loops(element, row_constant, term, grad, token):
+
+    def forward(x, out, rows_per_task):
+        token  # noqa: B018
+        rows, n = x.shape
+        n_tasks = (rows + rows_per_task - 1) // rows_per_task
+        for t in prange(n_tasks):
+            # in x's dtype: a float64 scratch would make LLVM vectorise the float32 exp
+            # four lanes at a time instead of eight (measured: 2x slower)
+            e = np.empty(n, x.dtype)
+            for r in range(t * rows_per_task, min((t + 1) * rows_per_task, rows)):
+                xr, outr = x[r], out[r]
+                m = _row_max(xr)
+                for k in range(n):
+                    e[k] = exp_below_max(xr[k], m)
+                c = row_constant(_sum_reassociated(e))
+                for k in range(n):  # reads xr[k] before writing outr[k]: out may be x
+                    outr[k] = outr.dtype.type(element(xr[k], e[k], m, c))
+
+    def backward(g, y, out, rows_per_task):
+        token  # noqa: B018
+        rows, n = y.shape
+        n_tasks = (rows + rows_per_task - 1) // rows_per_task
+        for t in prange(n_tasks):
+            terms = np.empty(n)
+            for r in range(t * rows_per_task, min((t + 1) * rows_per_task, rows)):
+                gr, yr, outr = g[r], y[r], out[r]
+                for k in range(n):
+                    terms[k] = term(gr[k], yr[k])
+                s = _sum_reassociated(terms)
+                for k in range(n):
+                    outr[k] = outr.dtype.type(grad(gr[k], yr[k], s))
+
+    def forward_columns(x, out, block):
+        token  # noqa: B018
+        outer, n, inner = x.shape
+        n_blocks = (inner + block - 1) // block
+        for t in prange(outer * n_blocks):
+            o, j0, j1 = _task_span(t, n_blocks, block, inner)
+            w = j1 - j0
+            m = np.empty(w, x.dtype)
+            e = np.empty(w, x.dtype)  # one row's exponentials: in x's dtype, as in forward
+            s = np.zeros(w)
+            c = np.empty(w)
+            m[:] = x[o, 0, j0:j1]
+            for k in range(1, n):
+                xk = x[o, k, j0:j1]
+                for j in range(w):
+                    m[j] = xk[j] if xk[j] > m[j] else m[j]
+            for k in range(n):
+                xk = x[o, k, j0:j1]
+                for j in range(w):
+                    e[j] = exp_below_max(xk[j], m[j])
+                for j in range(w):
+                    s[j] += e[j]
+            for j in range(w):
+                c[j] = row_constant(s[j])
+            for k in range(n):
+                xk, ok = x[o, k, j0:j1], out[o, k, j0:j1]
+                for j in range(w):
+                    e[j] = exp_below_max(xk[j], m[j])
+                for j in range(w):  # reads xk[j] before writing ok[j]: out may be x
+                    ok[j] = ok.dtype.type(element(xk[j], e[j], m[j], c[j]))
+
+    def backward_columns(g, y, out, block):
+        token  # noqa: B018
+        outer, n, inner = y.shape
+        n_blocks = (inner + block - 1) // block
+        for t in prange(outer * n_blocks):
+            o, j0, j1 = _task_span(t, n_blocks, block, inner)
+            w = j1 - j0
+            s = np.zeros(w)
+            for k in range(n):
+                gk, yk = g[o, k, j0:j1], y[o, k, j0:j1]
+                for j in range(w):
+                    s[j] += term(gk[j], yk[j])
+            for k in range(n):
+                gk, yk, ok = g[o, k, j0:j1], y[o, k, j0:j1], out[o, k, j0:j1]
+                for j in range(w):
+                    ok[j] = ok.dtype.type(grad(gk[j], yk[j], s[j]))
+
+    return forward, backward, forward_columns, backward_columns
+
+
 class Kernels:
     """The compiled loops of one activation, each made on first use."""
 
@@ -446,6 +579,14 @@ class Kernels:
     def channel_in_place(self) -> dict[str, tuple]:
         act = self.act
         return self._variants(_channel_loops_in_place, act.forward_scalar, act.grad_scalar, act.grad_weight_scalar)
+
+    @cached_property
+    def rowwise(self) -> dict[str, tuple]:
+        """{"forward", "backward", "forward_columns", "backward_columns": (serial, parallel)}"""
+        act = self.act
+        return self._variants(
+            _rowwise_loops, act.forward_scalar, act.row_constant_scalar, act.grad_term_scalar, act.grad_scalar
+        )
 
     # ufuncs: fa.ufuncs.NAME, and the path for layouts the flat and row loops do not take
     @property
@@ -509,11 +650,20 @@ def warm_all(progress=None) -> int:
                         act.forward(buf, w, axis=axis, out=buf)  # the in-place variants
                         act.backward(buf, x2, w, axis=axis, out=buf)
                 continue
+            if act.kind == "rowwise":
+                for x in layouts:
+                    for axis in range(x.ndim):
+                        y = act.forward(x, axis=axis)
+                        act.backward(x, y=y, axis=axis)
+                        buf = x.copy()
+                        act.forward(buf, axis=axis, out=buf)
+                continue
+            p = act.example_params
             for x in layouts:
-                act.forward(x)
-                act.backward(x, x)
+                act.forward(x, *p)
+                act.backward(x, x, *p)
                 if act.supports_y:
-                    act.backward(x, y=x)
+                    act.backward(x, y=x, **dict(zip(act.param_names, p, strict=True)))
             k = KERNELS[name]
             k.ufunc, k.backward_ufunc  # noqa: B018 -- built on first access
             if act.supports_y:

@@ -21,7 +21,7 @@ from typing import Any
 
 from numba.extending import overload
 
-__all__ = ["Activation", "Param", "REGISTRY", "elementwise", "channelwise"]
+__all__ = ["Activation", "Param", "REGISTRY", "elementwise", "channelwise", "rowwise"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class Param:
     # a parameter that names a variant (gelu's approximate): the accepted strings; the
     # kernels get the index of the given one as a float
     choices: tuple[str, ...] = ()
+    # for a required parameter: a typical value, for benchmarks and warm-up
+    example: float | None = None
 
     @property
     def required(self) -> bool:
@@ -96,8 +98,10 @@ class Activation:
     ``y_ok(*params)`` says for which parameter values ``grad_from_y`` is exact
     (leaky_relu's y determines x only when negative_slope > 0).
 
-    ``kind`` is "elementwise" (a scalar function of one element) or "channelwise"
-    (prelu: the parameter is a per-channel weight array along an axis).
+    ``kind`` is "elementwise" (a scalar function of one element), "channelwise"
+    (prelu: the parameter is a per-channel weight array along an axis) or "rowwise"
+    (softmax, log_softmax: each element depends on every element of its row along an
+    axis; see :func:`rowwise` for what their scalar functions are).
     """
 
     name: str
@@ -115,6 +119,10 @@ class Activation:
     params_check: Callable[..., str | None] | None = None
     # channelwise only: d f / d weight, for the weight's gradient
     grad_weight_scalar: Callable[..., float] | None = None
+    # rowwise only: the row's constant from the sum of exponentials, and the backward's
+    # per-element term whose row sum the gradient needs
+    row_constant_scalar: Callable[..., float] | None = None
+    grad_term_scalar: Callable[..., float] | None = None
     # the natural NumPy expressions, numpy(x, *params) and numpy_grad(g, x, *params):
     # the peer that benchmarks compare against
     numpy: Callable[..., Any] | None = field(default=None, repr=False)
@@ -130,6 +138,11 @@ class Activation:
     @property
     def defaults(self) -> dict[str, float | None]:
         return {p.name: p.default for p in self.params}
+
+    @property
+    def example_params(self) -> tuple[Any, ...]:
+        """The defaults, with the example value for each required parameter."""
+        return tuple(p.example if p.required else p.default for p in self.params)
 
     @property
     def supports_y(self) -> bool:
@@ -198,7 +211,8 @@ def _jitable(fn: Callable[..., float] | None) -> Callable[..., float] | None:
 
 
 def _register(**fields: Any) -> Activation:
-    for key in ("forward_scalar", "grad_scalar", "grad_from_y_scalar", "grad_weight_scalar"):
+    for key in ("forward_scalar", "grad_scalar", "grad_from_y_scalar", "grad_weight_scalar",
+                "row_constant_scalar", "grad_term_scalar"):
         fields[key] = _jitable(fields.get(key))
     act = Activation(**fields)
     REGISTRY[act.name] = act
@@ -244,5 +258,32 @@ def channelwise(
     """Declare an activation whose one parameter is a weight per channel (prelu)."""
     return _register(
         name=name, forward_scalar=forward, grad_scalar=grad, grad_weight_scalar=grad_weight, kind="channelwise",
+        formula=formula, derivative=derivative, summary=summary, numpy=numpy, numpy_grad=numpy_grad,
+    )
+
+
+def rowwise(
+    name: str,
+    element: Callable[..., float],
+    row_constant: Callable[[float], float],
+    grad_term: Callable[..., float],
+    grad: Callable[..., float],
+    *,
+    formula: str,
+    derivative: str,
+    summary: str,
+    numpy: Callable[..., Any] | None = None,
+    numpy_grad: Callable[..., Any] | None = None,
+) -> Activation:
+    """Declare a normalisation over the rows along an axis (softmax, log_softmax).
+
+    The kernels compute, per row, m = max(x) and s = sum(exp(x - m)) (in float64), then
+    ``c = row_constant(s)`` and each output ``element(x, e, m, c)`` with e = exp(x - m).
+    The backward works from the output y: ``r = sum(grad_term(g, y))`` over the row (in
+    float64), then ``grad(g, y, r)`` per element. Given x instead, y is computed first.
+    """
+    return _register(
+        name=name, forward_scalar=element, grad_scalar=grad, grad_from_y_scalar=grad,
+        row_constant_scalar=row_constant, grad_term_scalar=grad_term, kind="rowwise",
         formula=formula, derivative=derivative, summary=summary, numpy=numpy, numpy_grad=numpy_grad,
     )

@@ -30,6 +30,7 @@ from ._math import (
     exp_neg_half_square,
     expm1,
     lit,
+    log,
     logsigmoid,
     pick,
     sigmoid,
@@ -46,6 +47,7 @@ from ._registry import (
     finite_nonzero,
     inline_jitable,
     not_nan,
+    rowwise,
 )
 
 # --- relu -------------------------------------------------------------------------
@@ -464,14 +466,14 @@ def gelu_grad(x, approximate):
     return s + xc * (s * t) * du2
 
 
-def _np_gelu(x, approximate):
-    if approximate == 0.0:
+def _np_gelu(x, approximate="none"):
+    if approximate in ("none", 0.0):
         return 0.5 * x * (1 + np.vectorize(math.erf, otypes=[x.dtype])(x / math.sqrt(2)))
     return 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x**3)))
 
 
-def _np_gelu_grad(g, x, approximate):
-    if approximate == 0.0:
+def _np_gelu_grad(g, x, approximate="none"):
+    if approximate in ("none", 0.0):
         cdf = 0.5 * (1 + np.vectorize(math.erf, otypes=[x.dtype])(x / math.sqrt(2)))
         return g * (cdf + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI)
     t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x**3))
@@ -600,7 +602,7 @@ elementwise(
     "threshold",
     threshold,
     threshold_grad,
-    params=(Param("threshold", None, not_nan), Param("value", None, not_nan)),
+    params=(Param("threshold", None, not_nan, example=0.1), Param("value", None, not_nan, example=20.0)),
     formula="f(x) = x if x > threshold else value",
     derivative="f'(x) = 1 if x > threshold else 0",
     summary="Replaces values up to threshold by value.",
@@ -692,4 +694,78 @@ elementwise(
     summary="x minus its tanh (computed without the cancellation near 0).",
     numpy=lambda x: x - np.tanh(x),
     numpy_grad=lambda g, x: g * np.tanh(x) ** 2,
+)
+
+
+# --- softmax and log_softmax: normalised over the rows along an axis ----------------------
+# The kernels give these, in float64 whatever the array's dtype: the row maximum m, each
+# e = exp(x - m) and s = sum(e) >= 1, so nothing overflows (inputs of 1e3 are fine), and
+# a row holding nan or +inf, or only -inf, gives nan throughout, as PyTorch's does.
+
+
+def softmax_constant(s):
+    return s
+
+
+def softmax_element(x, e, m, c):
+    return e / c
+
+
+def softmax_grad_term(g, y):
+    return float(g) * float(y)
+
+
+def softmax_grad(g, y, r):
+    return float(y) * (float(g) - r)
+
+
+def _np_softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+rowwise(
+    "softmax",
+    softmax_element,
+    softmax_constant,
+    softmax_grad_term,
+    softmax_grad,
+    formula="f(x)_i = exp(x_i) / sum_j exp(x_j), over the elements j of x_i's row along axis",
+    derivative="df_i/dx_j = f_i * (delta_ij - f_j), so grad_x_i = y_i * (g_i - sum_j g_j * y_j)",
+    summary="Softmax along an axis (each row sums to 1).",
+    numpy=_np_softmax,
+    numpy_grad=lambda g, y, axis=-1: y * (g - (g * y).sum(axis=axis, keepdims=True)),
+)
+
+
+def log_softmax_constant(s):
+    return log(s)
+
+
+def log_softmax_element(x, e, m, c):
+    # (x - m) first: exact (in float64) where x is near the maximum, where it matters
+    return (float(x) - float(m)) - c
+
+
+def log_softmax_grad_term(g, y):
+    return float(g)
+
+
+def log_softmax_grad(g, y, r):
+    return g - exp(y) * lit(y, r)  # in y's dtype: float32 math vectorises twice as wide
+
+
+rowwise(
+    "log_softmax",
+    log_softmax_element,
+    log_softmax_constant,
+    log_softmax_grad_term,
+    log_softmax_grad,
+    formula="f(x)_i = x_i - log(sum_j exp(x_j)), over the elements j of x_i's row along axis",
+    derivative="df_i/dx_j = delta_ij - softmax(x)_j, so grad_x_i = g_i - exp(y_i) * sum_j g_j",
+    summary="Logarithm of the softmax along an axis, computed without forming the softmax.",
+    numpy=lambda x, axis=-1: (
+        (d := x - x.max(axis=axis, keepdims=True)) - np.log(np.exp(d).sum(axis=axis, keepdims=True))
+    ),
+    numpy_grad=lambda g, y, axis=-1: g - np.exp(y) * g.sum(axis=axis, keepdims=True),
 )

@@ -23,7 +23,7 @@ def _lookup(name: str) -> np.ufunc | None:
         if suffix and not name.endswith(suffix):
             continue
         act = REGISTRY.get(base)
-        if act is None:
+        if act is None or act.kind == "rowwise":  # softmax is not element-wise
             return None
         if attr == "backward_from_y_ufunc" and not act.supports_y:
             return None
@@ -42,5 +42,7 @@ def __getattr__(name: str) -> np.ufunc:
 def __dir__() -> list[str]:
     names = []
     for name, act in REGISTRY.items():
+        if act.kind == "rowwise":
+            continue
         names += [name, f"{name}_backward"] + ([f"{name}_backward_from_y"] if act.supports_y else [])
     return sorted(names)

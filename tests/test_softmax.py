@@ -1,0 +1,371 @@
+"""softmax and log_softmax: rows along any axis, against mpmath references written here."""
+
+from __future__ import annotations
+
+import warnings
+
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import fastact as fa
+from fastact._dispatch import PARALLEL_MIN_SIZE
+
+from .references import ulp_distance
+
+NAMES = ["softmax", "log_softmax"]
+DTYPES = [np.float32, np.float64]
+mp = mpmath.mp
+
+
+# --- references --------------------------------------------------------------------------------
+
+
+def _rows(a, axis):
+    """a's rows along axis as a list of 1-D float64 arrays, and how to put them back."""
+    moved = np.moveaxis(np.asarray(a, dtype=np.float64), axis, -1)
+    shape = moved.shape
+
+    def back(rows):
+        return np.moveaxis(np.asarray(rows, dtype=np.float64).reshape(shape), -1, axis)
+
+    return moved.reshape(-1, shape[-1] if shape else 1), back
+
+
+def ref_forward(name, x, axis=-1):
+    """The exact values (mpmath, 50 digits), rounded once to float64."""
+    if x.ndim == 0:
+        return np.float64(1.0 if name == "softmax" else 0.0) if np.isfinite(x) else np.float64(np.nan)
+    rows, back = _rows(x, axis)
+    out = []
+    with mp.workdps(50):
+        for row in rows:
+            if not np.all(np.isfinite(row) | (row == -np.inf)) or np.all(row == -np.inf):
+                out.append([np.nan] * len(row))  # nan or +inf anywhere, or only -inf: nan, as PyTorch
+                continue
+            m = max(row)
+            s = mp.fsum(mp.exp(mp.mpf(v) - mp.mpf(m)) for v in row)
+            if name == "softmax":
+                out.append([float(mp.exp(mp.mpf(v) - mp.mpf(m)) / s) for v in row])
+            else:
+                out.append([float(mp.mpf(v) - mp.mpf(m) - mp.log(s)) if v > -np.inf else -np.inf for v in row])
+    return back(out)
+
+
+def ref_backward(name, g, y, axis=-1):
+    """The gradient from the forward's output y, taken as exact; and for each element the
+    size of the terms it is computed from (what a rounding error is relative to)."""
+    rows_g, back = _rows(g, axis)
+    rows_y, _ = _rows(y, axis)
+    grad, scale = [], []
+    with mp.workdps(50):
+        for gr, yr in zip(rows_g, rows_y, strict=True):
+            if name == "softmax":
+                r = mp.fsum(mp.mpf(a) * mp.mpf(b) for a, b in zip(gr, yr, strict=True))
+                grad.append([float(mp.mpf(b) * (mp.mpf(a) - r)) for a, b in zip(gr, yr, strict=True)])
+                ra = float(np.sum(np.abs(gr * yr)))
+                scale.append([abs(b) * (abs(a) + ra) for a, b in zip(gr, yr, strict=True)])
+            else:
+                r = mp.fsum(mp.mpf(a) for a in gr)
+                grad.append([float(mp.mpf(a) - mp.exp(mp.mpf(b)) * r) for a, b in zip(gr, yr, strict=True)])
+                ra = float(np.sum(np.abs(gr)))
+                scale.append([abs(a) + np.exp(b) * ra for a, b in zip(gr, yr, strict=True)])
+    return back(grad), back(scale)
+
+
+# Measured over random rows of 1-400 elements at scales 0.1 to 1000 (the float64 sums
+# are within a few eps for such rows; their worst case grows with the row's length).
+FORWARD_ULP = {("softmax", "float32"): 2, ("softmax", "float64"): 6,
+               ("log_softmax", "float32"): 1, ("log_softmax", "float64"): 2}
+SUM_EPS = 4
+# backward: error / (eps * the size of the terms), the terms as ref_backward gives them
+BACKWARD_TERMS = 4
+
+
+def forward_ok(name, got, x, axis=-1):
+    """Elements within the bound; log_softmax is x - m - log(s), and where it is near 0
+    (an element that dominates its row) it is also right within the rounding of its
+    terms: bound eps |x - m|, and log(s) inherits s's relative error (SUM_EPS eps, a sum
+    of up to a few hundred positive terms) as an absolute one."""
+    want = ref_forward(name, x, axis).astype(got.dtype)
+    bound = FORWARD_ULP[name, got.dtype.name]
+    ok = ulp_distance(got, want) <= bound
+    if name == "log_softmax":
+        eps = float(np.finfo(got.dtype).eps)
+        x64 = np.asarray(x, np.float64)
+        with np.errstate(invalid="ignore"):
+            span = np.abs(x64 - np.nanmax(x64, axis=axis, keepdims=True)) if x64.ndim else 0.0
+            ok |= np.abs(got.astype(np.float64) - want.astype(np.float64)) <= eps * (bound * span + SUM_EPS)
+    return ok, want
+
+
+def assert_forward(name, got, x, axis=-1):
+    ok, want = forward_ok(name, got, x, axis)
+    bad = ~np.asarray(ok)
+    assert not bad.any(), (
+        f"{name} {got.dtype}: {np.asarray(got)[bad][:4]} where the reference is {np.asarray(want)[bad][:4]}"
+    )
+
+
+def assert_backward(name, got, g, y, axis=-1):
+    want, scale = ref_backward(name, g, y, axis)
+    dt = np.dtype(got.dtype)
+    err = np.abs(got.astype(np.float64) - want)
+    # a result in the subnormal range is rounded to its spacing
+    ok = (err <= BACKWARD_TERMS * float(np.finfo(dt).eps) * scale + float(np.finfo(dt).smallest_subnormal)) | (
+        np.isnan(want) & np.isnan(got))
+    bad = ~ok
+    assert not bad.any(), f"{name}_backward {dt}: {got[bad][:4]} where the reference is {want[bad][:4]}"
+
+
+@pytest.fixture
+def no_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+def forward(name):
+    return getattr(fa, name)
+
+
+def backward(name):
+    return getattr(fa, f"{name}_backward")
+
+
+RNG = np.random.default_rng(20261123)
+
+# (shape, axis): the last axis, a middle one, the first one, negative axes, single rows
+LAYOUTS = [((7,), -1), ((3, 50), -1), ((3, 50), 0), ((4, 5, 6), 1), ((4, 5, 6), -3), ((2, 3, 4, 5), 2),
+           ((1, 9), 1), ((9, 1), 1), ((5, 1), 0)]
+
+
+# --- values ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis", LAYOUTS)
+@pytest.mark.parametrize("name", NAMES)
+def test_values(name, shape, axis, dtype, no_warnings):
+    x = (RNG.standard_normal(shape) * 4).astype(dtype)
+    y = forward(name)(x, axis=axis)
+    assert y.dtype == dtype and y.shape == x.shape
+    assert_forward(name, y, x, axis)
+    g = RNG.standard_normal(shape).astype(dtype)
+    for gx in (backward(name)(g, y=y, axis=axis), backward(name)(g, x, axis=axis)):
+        assert gx.dtype == dtype and gx.shape == x.shape
+        assert_backward(name, gx, g, y, axis)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 30.0, 1e3, 1e30])
+@pytest.mark.parametrize("name", NAMES)
+def test_scales_and_overflow(name, scale, dtype, no_warnings):
+    """Inputs of 1e3 (exp would overflow) and beyond give finite results."""
+    x = (RNG.standard_normal((4, 64)) * scale).astype(dtype)
+    y = forward(name)(x)
+    assert np.isfinite(y[y != -np.inf]).all()
+    assert_forward(name, y, x)
+    if name == "softmax":
+        np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=64 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_special_values(name, dtype, no_warnings):
+    """As PyTorch: -inf entries get 0 (softmax) or -inf; a row with nan or +inf, or only
+    -inf, is nan throughout; rows do not affect each other."""
+    inf, nan = np.inf, np.nan
+    x = np.array([[-inf, 0.0, 1.0], [nan, 0.0, 1.0], [inf, 0.0, 1.0], [-inf, -inf, -inf], [inf, inf, 0.0],
+                  [1e3, 0.0, -1e3], [-0.0, 0.0, -0.0], [5e-324, 0.0, -1e-310]], dtype=dtype)
+    y = forward(name)(x)
+    assert_forward(name, y, x)
+    assert np.isnan(y[1:5]).all() and not np.isnan(y[[0, 5, 6, 7]]).any()
+    g = np.ones_like(x)
+    gx = backward(name)(g, y=y)
+    assert np.isnan(gx[1:5]).all() and not np.isnan(gx[[0, 5, 6, 7]]).any()
+    assert_backward(name, gx[[0, 5, 6, 7]], g[[0, 5, 6, 7]], y[[0, 5, 6, 7]])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_zero_dimensional_and_empty(name, no_warnings):
+    """A 0-d x is one row of one element (PyTorch's convention); empty arrays stay empty."""
+    one = forward(name)(np.float32(3.0))
+    assert one == (1.0 if name == "softmax" else 0.0) and one.dtype == np.float32
+    assert backward(name)(np.float64(2.0), y=one) == 0.0  # a one-element row is constant
+    for shape, axis in (((0,), -1), ((3, 0), -1), ((0, 4), -1), ((3, 0), 0)):
+        x = np.ones(shape)
+        assert forward(name)(x, axis=axis).shape == shape
+        assert backward(name)(x, x, axis=axis).shape == shape
+
+
+# --- dtypes, layouts, in place, overlap ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_input_dtypes(name):
+    """float16, integers and bools convert as in np.exp: computed in float32, returned in
+    float16 for float16, int8 and bool."""
+    for dt, want in ((np.float16, np.float16), (np.int8, np.float16), (np.int32, np.float64), (np.bool_, np.float16)):
+        x = np.array([[1, 0, 1], [0, 0, 1]], dtype=dt)
+        y = forward(name)(x)
+        assert y.dtype == want
+        np.testing.assert_allclose(y, ref_forward(name, x.astype(np.float64)), rtol=2e-3, atol=1e-3)
+    assert forward(name)([1.0, 2.0]).dtype == np.float64  # lists as np.asarray makes them
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_layouts(name, dtype):
+    """Fortran order, strided views, negative strides and transposes, along every axis: right
+    against the reference. (Not bit for bit the contiguous result: a row along memory is
+    summed in vector lanes, a row across it one term at a time.)"""
+    base = (RNG.standard_normal((6, 8, 10)) * 3).astype(dtype)
+    views = [np.asfortranarray(base), base[:, ::2, :], base[::-1], base.transpose(2, 0, 1), base[:, :, ::3]]
+    for v in views:
+        gv = RNG.standard_normal(v.shape).astype(dtype)
+        for axis in range(v.ndim):
+            y = forward(name)(v, axis=axis)
+            assert_forward(name, y, v, axis)
+            assert_backward(name, backward(name)(gv, y=y, axis=axis), gv, y, axis)
+            assert_backward(name, backward(name)(gv, v, axis=axis), gv, y, axis)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_in_place_and_overlap(name, dtype):
+    x = (RNG.standard_normal((5, 40)) * 3).astype(dtype)
+    g = RNG.standard_normal(x.shape).astype(dtype)
+    for axis in (-1, 0):
+        want = forward(name)(x, axis=axis)
+        buf = x.copy()
+        assert forward(name)(buf, axis=axis, out=buf) is buf
+        np.testing.assert_array_equal(buf, want)
+        want_g = backward(name)(g, y=want, axis=axis)
+        for which in ("g", "y"):
+            gb, yb = g.copy(), want.copy()
+            target = gb if which == "g" else yb
+            assert backward(name)(gb, y=yb, axis=axis, out=target) is target
+            np.testing.assert_array_equal(target, want_g)
+        gb = g.copy()
+        np.testing.assert_array_equal(backward(name)(gb, x, axis=axis, out=gb), want_g)
+    # out a shifted view of the input: the result of a copy
+    buf = np.zeros(x.size + 3, dtype)
+    buf[:x.size] = x.ravel()
+    src, dst = buf[:x.size].reshape(x.shape), buf[3:].reshape(x.shape)
+    forward(name)(src, out=dst)
+    np.testing.assert_array_equal(dst, forward(name)(x))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_out_and_casting(name, dtype):
+    x = RNG.standard_normal((3, 7)).astype(dtype)
+    out = np.empty_like(x)
+    assert forward(name)(x, out=out) is out
+    np.testing.assert_array_equal(out, forward(name)(x))
+    x16 = x.astype(np.float16)
+    out16 = np.empty_like(x16)
+    forward(name)(x16, out=out16)
+    np.testing.assert_array_equal(out16, forward(name)(x16))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_parallel_path_matches_serial(name, dtype):
+    """Many rows take the parallel kernels: each row's result is the serial one, bit for bit,
+    and right against the reference (sampled)."""
+    rows = 2 * PARALLEL_MIN_SIZE // 64
+    x = (RNG.standard_normal((rows, 64)) * 5).astype(dtype)
+    g = RNG.standard_normal(x.shape).astype(dtype)
+    y = forward(name)(x)
+    gx = backward(name)(g, y=y)
+    for axis, part in ((-1, x[:3]), (0, x[:, :3])):
+        sub = forward(name)(part, axis=axis)
+        whole = forward(name)(x, axis=axis)
+        np.testing.assert_array_equal(whole[:3] if axis == -1 else whole[:, :3], sub)
+    np.testing.assert_array_equal(y[:5], forward(name)(x[:5]))
+    np.testing.assert_array_equal(gx[:5], backward(name)(g[:5], y=y[:5]))
+    assert_forward(name, y[::509], x[::509])
+    assert_backward(name, gx[::509], g[::509], y[::509])
+    # the columns form (axis 0 of a wide array), parallel over blocks of columns
+    wide = (RNG.standard_normal((16, PARALLEL_MIN_SIZE // 4)) * 5).astype(dtype)
+    yw = forward(name)(wide, axis=0)
+    assert_forward(name, yw[:, ::997], wide[:, ::997], axis=0)
+    np.testing.assert_array_equal(yw[:, :7], forward(name)(wide[:, :7], axis=0))
+
+
+# --- finite differences --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradient_matches_finite_differences(name):
+    """<g, f(x + h v) - f(x - h v)> / 2h against <grad, v>, in float64."""
+    x = RNG.standard_normal((3, 6)) * 2
+    g, v = RNG.standard_normal(x.shape), RNG.standard_normal(x.shape)
+    h = 1e-6
+    numeric = np.sum(g * (forward(name)(x + h * v) - forward(name)(x - h * v))) / (2 * h)
+    analytic = np.sum(backward(name)(g, x) * v)
+    assert abs(numeric - analytic) <= 1e-7 * max(1.0, abs(analytic))
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_input(name):
+    x = np.ones((2, 3))
+    before = x.copy()
+    f, b = forward(name), backward(name)
+    cases = [
+        (lambda: f(x, axis=2), np.exceptions.AxisError, "axis"),
+        (lambda: f(x, axis=-3), np.exceptions.AxisError, "axis"),
+        (lambda: f(x, axis=1.0), TypeError, "axis"),
+        (lambda: f(np.float64(1.0), axis=1), np.exceptions.AxisError, "axis"),
+        (lambda: f(x.astype(complex)), TypeError, "x"),
+        (lambda: f(np.array(["a"])), TypeError, "x"),
+        (lambda: f(x, out=np.empty((3, 2))), ValueError, "out"),
+        (lambda: f(x, out=np.empty((2, 3), np.float32)), TypeError, "out"),
+        (lambda: f(x, out=[0.0] * 6), TypeError, "out"),
+        (lambda: b(x, x, y=x), TypeError, "y="),
+        (lambda: b(x), TypeError, "y="),
+        (lambda: b(x[:1], y=x), ValueError, "grad_output"),
+        (lambda: b(x, y=x, axis=5), np.exceptions.AxisError, "axis"),
+        (lambda: b(x, y=x.astype(object)), TypeError, "y"),
+        (lambda: f(x, 0.5), TypeError, ""),
+    ]
+    ro = np.ones((2, 3))
+    ro.flags.writeable = False
+    cases.append((lambda: f(x, out=ro), ValueError, "read-only"))
+    for call, exc, word in cases:
+        with pytest.raises(exc) as info:
+            call()
+        if word:
+            assert name in str(info.value) and word in str(info.value), str(info.value)
+        np.testing.assert_array_equal(x, before)
+
+
+# --- properties ----------------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    x=hnp.arrays(
+        st.sampled_from([np.float32, np.float64]),
+        hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=6),
+        elements=st.floats(-1e4, 1e4, width=32),
+    ),
+    axis_seed=st.integers(0, 10),
+    name=st.sampled_from(NAMES),
+)
+def test_property_against_reference(x, axis_seed, name):
+    axis = axis_seed % x.ndim - x.ndim  # negative axes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = forward(name)(x, axis=axis)
+    assert_forward(name, y, x, axis)
+    if name == "softmax":
+        np.testing.assert_allclose(y.sum(axis=axis), 1.0, rtol=16 * np.finfo(x.dtype).eps)
