@@ -1,8 +1,10 @@
 """Benchmarks are generated from fastact's registry (fastact/_bench.py): every activation,
-forward and backward, in place and out of place, float32 and float64, at 1e3, 1e5 and 2^24
-elements, each beside NumPy's natural expression, PyTorch (when installed) and the roofline.
+forward and backward, in place and out of place, float32 and float64, at 1e3, 1e5, 1e6 and
+2^24 elements, each beside NumPy's natural expression, PyTorch (when installed; skipped
+otherwise) and the roofline (a parallel copy, or the 3-array pass of a backward).
 
 Run: pytest bench/ --benchmark-only     (each case is a group: its contenders side by side)
+     pytest bench/ --benchmark-only -k "gelu and float32 and 16777216"   (a subset)
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import pytest
 
 from fastact._bench import Runners, cases
 
-SIZES = (1_000, 100_000, 1 << 24)
+SIZES = (1_000, 100_000, 1_000_000, 1 << 24)
 CASES = list(cases(sizes=SIZES))
 
 

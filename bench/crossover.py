@@ -3,7 +3,9 @@
 For every element-wise activation of the registry, both dtypes, forward and backward,
 times the serial and the parallel flat kernel over sizes from 2^10 to 2^20 and prints
 the smallest size at which the parallel one is faster in this run and at every larger
-size. fastact._dispatch.PARALLEL_MIN_SIZE was chosen from this output.
+size; then, per dtype and direction, the median of those crossovers over the
+activations. fastact._dispatch.PARALLEL_MIN_SIZES holds these medians, rounded to a
+power of two.
 
     python bench/crossover.py [--threads N]
 """
@@ -37,13 +39,14 @@ def main() -> None:
     if args.threads:
         numba.set_num_threads(args.threads)
     sizes = [1 << k for k in range(10, 21)]
+    crossovers: dict[tuple[str, str], list[int]] = {}
     print(f"threads {numba.get_num_threads()}, layer {numba.config.THREADING_LAYER}; times in microseconds")
     for name, act in fa.ACTIVATIONS.items():
         if act.kind != "elementwise":
             continue
         k = fa.KERNELS[name]
         for dtype in (np.float32, np.float64):
-            params = tuple(np.dtype(dtype).type(p.default) for p in act.params)
+            params = tuple(np.dtype(dtype).type(v) for v in act.validate(name, act.example_params))
             for direction in ("forward", "backward"):
                 serial, parallel = getattr(k, direction)["flat"]
                 row = []
@@ -55,9 +58,16 @@ def main() -> None:
                     row.append((n, best_of(serial, a, reps), best_of(parallel, a, reps)))
                 wins = [n for i, (n, s, p) in enumerate(row) if all(pp < ss for _, ss, pp in row[i:])]
                 cross = wins[0] if wins else None
+                crossovers.setdefault((np.dtype(dtype).name, direction), []).append(cross or 2 * sizes[-1])
                 detail = " ".join(f"{n}:{s * 1e6:.1f}/{p * 1e6:.1f}" for n, s, p in row)
                 print(f"{name:<11} {np.dtype(dtype).name:<8} {direction:<9} parallel from {cross}  ({detail})")
+    print("\nmedian crossover over the activations (rounded to a power of two), and the range:")
+    for (dtype_name, direction), values in sorted(crossovers.items()):
+        median = float(np.median(values))
+        print(f"  {dtype_name:<8} {direction:<9} 2^{round(np.log2(median))}  "
+              f"(median {median:.0f}; from {min(values)} to {max(values)})")
 
 
 if __name__ == "__main__":
     main()
+

@@ -16,7 +16,7 @@ def _info(_: argparse.Namespace) -> int:
 
     import fastact
     from fastact import _threading
-    from fastact._dispatch import PARALLEL_MIN_SIZE
+    from fastact._dispatch import PARALLEL_MIN_SIZE, PARALLEL_MIN_SIZES
     from fastact._kernels import cache_directory
 
     fastact.relu(np.zeros(PARALLEL_MIN_SIZE, np.float32))  # starts the threading layer
@@ -40,7 +40,8 @@ def _info(_: argparse.Namespace) -> int:
         ("parallel launches", "serialised by fastact (layer not thread-safe)"
          if _threading.needs_launch_lock() else "concurrent (layer is thread-safe)"),
         ("threads", f"{numba.get_num_threads()} (numba.set_num_threads / NUMBA_NUM_THREADS)"),
-        ("parallel above", f"{PARALLEL_MIN_SIZE} elements"),
+        ("parallel from", ", ".join(f"{dt.name} {d} {n}" for (dt, d), n in PARALLEL_MIN_SIZES.items())
+         + " elements"),
         ("cache directory", cache_directory()),
         ("activations", ", ".join(fastact.ACTIVATIONS)),
     ]
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--size", type=int, default=1 << 24, help="elements per array (default 2^24)")
     b.add_argument("--threads", type=int, help="numba (and PyTorch) threads (default: numba's)")
     b.add_argument("--in-place", action="store_true", help="also measure out=x / out=grad_output")
-    b.add_argument("--budget", type=float, default=0.3, help="seconds of timing per contender and case")
+    b.add_argument("--budget", type=float, default=0.12, help="seconds of timing per contender and case")
     b.add_argument("--json", metavar="FILE", help="write the results as JSON")
     b.add_argument("--plot", metavar="FILE.png", help="write a bar chart (needs matplotlib)")
     args = parser.parse_args(argv)

@@ -15,6 +15,8 @@ page faults of a large one) is part of what each costs. In place, none allocates
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from numba import njit, prange
 from . import ACTIVATIONS
 
 PRELU_CHANNELS = 8
+ROW_LENGTH = 1024  # softmax and log_softmax: rows of this many elements along the last axis
 
 
 # --- rooflines: the same memory traffic, no arithmetic ----------------------------------------
@@ -81,12 +84,21 @@ def cases(
 ) -> Iterator[Case]:
     for name in names or list(ACTIVATIONS):
         act = ACTIVATIONS[name]
-        params = () if act.kind == "channelwise" else tuple(p.default for p in act.params)
+        params = act.example_params if act.kind == "elementwise" else ()
         for dtype in dtypes:
             for size in sizes:
                 for direction in directions:
                     for ip in in_place:
                         yield Case(name, direction, ip, np.dtype(dtype), size, params)
+
+
+@functools.lru_cache(maxsize=4)
+def _inputs(shape: tuple[int, ...], dtype: np.dtype, seed: int, scale: float) -> np.ndarray:
+    """Normal random values, shared by the cases of one shape and dtype (read-only; making
+    2^24 of them costs more than timing a case)."""
+    a = np.random.default_rng(seed).standard_normal(shape, dtype=np.float64).astype(dtype) * dtype.type(scale)
+    a.flags.writeable = False
+    return a
 
 
 class Runners:
@@ -97,14 +109,22 @@ class Runners:
 
     def __init__(self, case: Case, seed: int = 0) -> None:
         self.case = case
-        rng = np.random.default_rng(seed)
         n, dt = case.size, case.dtype
-        shape = (1, PRELU_CHANNELS, n // PRELU_CHANNELS) if case.name == "prelu" else (n,)
-        self.x0 = rng.standard_normal(shape, dtype=np.float64).astype(dt) * dt.type(3)
-        self.g = rng.standard_normal(shape, dtype=np.float64).astype(dt)
+        kind = ACTIVATIONS[case.name].kind
+        if kind == "channelwise":
+            shape: tuple[int, ...] = (1, PRELU_CHANNELS, n // PRELU_CHANNELS)
+        elif kind == "rowwise":
+            shape = (n // min(n, ROW_LENGTH), min(n, ROW_LENGTH))
+        else:
+            shape = (n,)
+        self.rowwise = kind == "rowwise"
+        self.x0 = _inputs(shape, dt, seed, 3.0)
+        self.g = _inputs(shape, dt, seed + 1, 1.0)
         self.x = self.x0.copy()
         self.weight = np.linspace(0.05, 0.4, PRELU_CHANNELS).astype(dt)
         self.gbuf = self.g.copy()
+        # a row-wise backward works from the forward's output, as a training step has it
+        self.y = ACTIVATIONS[case.name].forward(self.x0) if self.rowwise else None
 
     def restore(self) -> None:
         np.copyto(self.x, self.x0)
@@ -120,6 +140,11 @@ class Runners:
             if self.case.in_place:
                 return lambda: act.forward(x, *p, out=x)
             return lambda: act.forward(x, *p)
+        if self.rowwise:
+            y = self.y
+            if self.case.in_place:
+                return lambda: act.backward(gbuf, y=y, out=gbuf)
+            return lambda: act.backward(g, y=y)
         if self.case.in_place:
             return lambda: act.backward(gbuf, x, *p, out=gbuf)
         return lambda: act.backward(g, x, *p)
@@ -138,6 +163,8 @@ class Runners:
                 return lambda: np.copyto(x, f(x, *p))
             return lambda: f(x, *p)
         fg = act.numpy_grad
+        if self.rowwise:  # its natural NumPy gradient is written from y
+            x = self.y
         if self.case.in_place:
             gb = self.gbuf
             return lambda: np.copyto(gb, fg(gb, x, *p))
@@ -153,19 +180,27 @@ class Runners:
         fn = getattr(F, name, None)
         if fn is None:
             return None
-        p = (torch.from_numpy(self.weight),) if name == "prelu" else case.params
+        if name == "prelu":
+            p: tuple = (torch.from_numpy(self.weight),)
+        elif self.rowwise:
+            p, fn = (), functools.partial(fn, dim=-1)
+        else:  # by keyword: fastact's parameter names are PyTorch's (gelu's approximate is keyword-only)
+            p, fn = (), functools.partial(fn, **dict(zip(ACTIVATIONS[name].param_names, case.params, strict=True)))
         tx = torch.from_numpy(self.x)
         if case.direction == "forward":
             if case.in_place:
-                if name == "prelu":
-                    return None  # torch has no in-place prelu
-                return lambda: fn(tx, *p, inplace=True)
+                if _takes_inplace(getattr(F, name)):
+                    return lambda: fn(tx, *p, inplace=True)
+                method = getattr(torch.Tensor, f"{name}_", None)  # tanh_, sigmoid_
+                if method is not None and not case.params and not self.rowwise:
+                    return lambda: method(tx)
+                return None  # PyTorch has no in-place form of this one
             return lambda: fn(tx, *p)
         if case.in_place:
             return None  # autograd allocates its gradient
         leaf = torch.from_numpy(self.x0.copy()).requires_grad_(True)
         y = fn(leaf, *p)
-        tg = torch.from_numpy(self.g)
+        tg = torch.from_numpy(self.g.copy())  # self.g is read-only, which torch warns about
         return lambda: torch.autograd.grad(y, leaf, tg, retain_graph=True)
 
     def roofline(self) -> Callable[[], Any]:
@@ -181,13 +216,20 @@ class Runners:
         return lambda: three_array_pass(g, x, np.empty_like(x))
 
 
+def _takes_inplace(fn: Callable[..., Any]) -> bool:
+    try:
+        return "inplace" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin without a signature (prelu)
+        return False
+
+
 def time_calls(fns: dict[str, Callable[[], Any]], restore: Callable[[], None] | None,
                budget: float = 0.25, max_rounds: int = 200) -> dict[str, float]:
     """Median seconds per call of each callable. The callables take turns, one call each per
     round, so that drift on a shared machine (another tenant, frequency changes) affects
     them alike, and the round's order rotates, so that none always follows a peer that
     allocates and frees a large array; rounds continue while they fit in budget seconds
-    per callable (at least 5). ``restore`` runs untimed before each call."""
+    per callable (at least 3). ``restore`` runs untimed before each call."""
     times: dict[str, list[float]] = {k: [] for k in fns}
     for fn in fns.values():  # warm-up: compile, fault pages in
         if restore:
@@ -196,7 +238,7 @@ def time_calls(fns: dict[str, Callable[[], Any]], restore: Callable[[], None] | 
     start = time.perf_counter()
     rounds = 0
     order = list(fns.items())
-    while rounds < 5 or (time.perf_counter() - start < budget * len(fns) and rounds < max_rounds):
+    while rounds < 3 or (time.perf_counter() - start < budget * len(fns) and rounds < max_rounds):
         k = rounds % len(order)
         for key, fn in order[k:] + order[:k]:
             if restore:
