@@ -23,6 +23,28 @@ CASES = [
 FIRST_CASES = [pytest.param(name, first_params(name), id=name) for name in ELEMENTWISE]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``pytest -n auto``), every test of one activation runs on the
+    same worker: most of a cold run is numba compiling kernels, and a kernel compiled by
+    one worker is then used by the tests that need it, not compiled again by another."""
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        name = spec.params.get("name") if spec is not None else None
+        if isinstance(name, str):
+            item.add_marker(pytest.mark.xdist_group(name))
+
+
+try:
+    from xdist.scheduler import LoadGroupScheduling
+except ImportError:  # without pytest-xdist, pytest would reject the hook below as unknown
+    pass
+else:
+
+    def pytest_xdist_make_scheduler(config, log):
+        # the groups above, without the user having to add --dist loadgroup
+        return LoadGroupScheduling(config, log)
+
+
 @pytest.fixture
 def no_warnings():
     """Any warning raised inside the block fails the test."""

@@ -78,3 +78,34 @@ def test_kernels_vectorise(name, dtype):
     bwd = _asm(k.backward["flat"][0], x, x, x.copy(), p)
     for which, asm in (("forward", fwd), ("backward", bwd)):
         assert PACKED_MATH.search(asm), f"{name} {which}: no packed ymm/zmm arithmetic: the loop did not vectorise"
+
+
+def _interleaved_saves(cls, path):
+    """Two processes save different signatures of one kernel, as under a cold cache in a
+    process pool: both read the index before either wrote it, and A's data file reaches
+    the disk last. Returns what a third process then loads for each signature."""
+    path.mkdir()
+    a, b = cls(str(path), "kernel", "stamp"), cls(str(path), "kernel", "stamp")
+    a._load_index = b._load_index = dict  # the index as both read it: empty
+    deferred = []
+    a._save_data = lambda name, data: deferred.append((name, data))
+    a.save(("sig-a",), ("code for a",))
+    b.save(("sig-b",), ("code for b",))
+    cls._save_data(a, *deferred[0])
+    reader = cls(str(path), "kernel", "stamp")
+    return reader.load(("sig-a",)), reader.load(("sig-b",))
+
+
+def test_concurrent_cache_saves_never_pair_a_signature_with_another_ones_code(tmp_path):
+    from numba.core.caching import IndexDataCacheFile
+
+    from fastact._kernels import _KeyedCacheFile
+
+    # numba's own files: the index names B's signature, the file holds A's machine code
+    assert _interleaved_saves(IndexDataCacheFile, tmp_path / "numba")[1] == ("code for a",)
+    got_a, got_b = _interleaved_saves(_KeyedCacheFile, tmp_path / "fastact")
+    assert got_b == ("code for b",)
+    assert got_a in (None, ("code for a",))  # A's entry may be lost (one more compile), never wrong
+    kernel = fa.KERNELS["relu"].forward["flat"][0]
+    assert type(kernel._cache._cache_file) is _KeyedCacheFile
+    assert type(fa.ufuncs.relu) is np.ufunc

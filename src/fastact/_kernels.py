@@ -30,14 +30,17 @@ from a warm cache); ``python -m fastact warm`` compiles all of them ahead of use
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import types
 import zlib
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from numba import njit, prange, vectorize
+from numba import njit, prange
+from numba.core.caching import IndexDataCacheFile
 from numba.extending import register_jitable
+from numba.np.ufunc.dufunc import DUFunc
 
 from ._math import exp
 from ._registry import Activation, inline_jitable
@@ -61,6 +64,36 @@ SOURCE_TOKEN = _source_token()
 _JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
 
 
+class _KeyedCacheFile(IndexDataCacheFile):
+    """numba's on-disk cache, with each compiled signature stored in a file named after
+    its index key, where numba numbers the files.
+
+    numba picks the number of a new file from the index as it read it. Two processes
+    that compile different signatures of one kernel at once (a cold cache under
+    pytest-xdist, a multiprocessing pool, a dask cluster) both take the first free
+    number; one's index and the other's machine code survive, and the next process
+    loads a kernel compiled for other argument types: "can't unbox array" at best
+    (seen here), wrong strides or a crash at worst (numba issues #4807 and #10128).
+    With the name a function of the key, a file can only hold that key's code; a
+    concurrent save can still drop another's index entry, which costs one compile.
+    The data file is written (atomically, by numba) before the index names it."""
+
+    def save(self, key, data):
+        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:20]
+        data_name = self._data_name_pattern.replace("{number:d}", digest)
+        self._save_data(data_name, data)
+        overloads = self._load_index()
+        if overloads.get(key) != data_name:
+            overloads[key] = data_name
+            self._save_index(overloads)
+
+
+def _keyed_cache(cache) -> None:
+    if type(getattr(cache, "_cache_file", None)) is IndexDataCacheFile:
+        cache._cache_file.__class__ = _KeyedCacheFile
+
+
+
 def _jit_variants(fn: types.FunctionType, qualname: str) -> tuple:
     """(serial, parallel) dispatchers compiled from one loop body."""
     variants = []
@@ -69,7 +102,9 @@ def _jit_variants(fn: types.FunctionType, qualname: str) -> tuple:
             fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
         )
         clone.__qualname__ = f"{qualname}.{'parallel' if parallel else 'serial'}"
-        variants.append(njit(parallel=parallel, **_JIT_OPTIONS)(clone))
+        dispatcher = njit(parallel=parallel, **_JIT_OPTIONS)(clone)
+        _keyed_cache(dispatcher._cache)
+        variants.append(dispatcher)
     return tuple(variants)
 
 
@@ -234,7 +269,13 @@ def _make_ufunc(scalar_fn, name: str, nin: int) -> np.ufunc:
     scalar_fn.__name__ = name  # numpy names the ufunc after it; pickling looks it up
     scalar_fn.__qualname__ = f"ufunc.{name}"
     sigs = [f"{t}({', '.join([t] * nin)})" for t in ("float32", "float64")]
-    ufunc = vectorize(sigs, cache=True)(scalar_fn).ufunc
+    # what numba.vectorize(sigs, cache=True) does, with the keyed cache files
+    builder = DUFunc(scalar_fn, cache=True)
+    _keyed_cache(builder._dispatcher.cache)
+    for sig in sigs:
+        builder.add(sig)
+    builder.disable_compile()
+    ufunc = builder.build_ufunc().ufunc
     _restore_numpy_output_flags(ufunc)
     # pickle finds a ufunc by __module__ and __name__; without a module it scans every
     # loaded module (slow, and it wakes lazy modules and their deprecation warnings)
