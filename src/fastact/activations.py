@@ -261,8 +261,10 @@ def sigmoid_(x):
 
 
 def sigmoid_grad(x):
-    s, t = _sigmoid_pair(x)  # s (1 - s), without cancellation
-    return s * t
+    # s (1 - s) = e / (1 + e)^2, e = exp(-|x|): no cancellation, one division (not two)
+    e = exp(-abs(x))
+    d = lit(x, 1.0) + e
+    return e / (d * d)
 
 
 def sigmoid_grad_from_y(y):
@@ -372,7 +374,11 @@ elementwise(
 
 def softplus_(x, beta, threshold):
     z = x * beta
-    y = softplus(z) / beta
+    # beta is the same for the whole array: the test is hoisted out of the loop, and the
+    # default beta = 1 pays no division (x / 1 is x, so the results are the same)
+    y = softplus(z)
+    if beta != 1.0:
+        y = y / beta
     return x if z > threshold else y
 
 
