@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -109,3 +110,32 @@ def test_concurrent_cache_saves_never_pair_a_signature_with_another_ones_code(tm
     kernel = fa.KERNELS["relu"].forward["flat"][0]
     assert type(kernel._cache._cache_file) is _KeyedCacheFile
     assert type(fa.ufuncs.relu) is np.ufunc
+
+
+NO_FMA = textwrap.dedent("""
+    import json, math, numpy as np
+    from numba import njit
+    from fastact import _math
+    @njit
+    def exp_all(x, out):
+        for i in range(x.shape[0]):
+            out[i] = _math.exp(x[i])
+    x = np.linspace(-80.0, 80.0, 20001, dtype=np.float32)
+    out = np.empty_like(x)
+    exp_all(x, out)
+    asm = exp_all.inspect_asm(exp_all.signatures[0])
+    ref = np.exp(x.astype(np.float64))
+    ulp = np.abs(out.astype(np.float64) - ref) / np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
+    print(json.dumps({"fma": "vfmadd" in asm, "max_ulp": float(ulp.max())}))
+""")
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="names an x86-64 CPU without FMA")
+def test_math_without_fma_instructions(tmp_path):
+    """On a CPU without FMA the polynomials fall back to a multiply and an add (llvm.fma
+    would be a scalar libm call there), within the same error bound."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), NUMBA_CPU_NAME="x86-64", NUMBA_CPU_FEATURES="+sse2")
+    out = subprocess.run([sys.executable, "-c", NO_FMA], env=env, capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not got["fma"]
+    assert got["max_ulp"] <= 1.0
