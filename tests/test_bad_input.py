@@ -125,8 +125,9 @@ EXTRA_BAD_PARAMS = {
     "softshrink": [({"lambd": -0.5}, ValueError)],
     "hardshrink": [({"lambd": -0.5}, ValueError)],
 }
-# a float parameter: NaN, a string and None; a choice (gelu's approximate): anything not one of its names
-_FLOAT_BAD = ((float("nan"), ValueError), ("0.1x", TypeError), (None, TypeError))
+# a float parameter: NaN, strings (numeric or not: float() would take "0.5") and None;
+# a choice (gelu's approximate): anything not one of its names
+_FLOAT_BAD = ((float("nan"), ValueError), ("0.1x", TypeError), ("0.5", TypeError), (None, TypeError))
 _CHOICE_BAD = (("fast", ValueError), (None, ValueError), (1.0, ValueError), ("NONE", ValueError))
 BAD_PARAM_CASES = [
     (name, {p.name: value}, exc)

@@ -229,12 +229,21 @@ class Binder:
             self.typed_defaults = {dt: tuple(dt.type(v) for v in self.default_values) for dt in (F32, F64)}
         # validated, typed parameters of recent calls: a loop calling leaky_relu(x, 0.2)
         # pays for validation once
-        self._memo: dict[tuple, tuple] = {}
+        self._memo: dict[np.dtype, dict[tuple, tuple]] = {}  # per dtype; float32's at hand
+        self._memo32 = self._memo.setdefault(F32, {})
+        self._positional: dict[tuple, tuple[float, ...]] = {}
 
     def bind(self, args: tuple, kwargs: dict) -> tuple[float, ...] | None:
         """The validated parameter values, or None when all are the defaults."""
         if not args and not kwargs and not self.required:
             return None
+        if not kwargs:
+            # positional parameters seen before: their validated values. (Arguments that
+            # compare equal, such as 1, 1.0 and True, validate to the same floats.)
+            try:
+                return self._positional[args]
+            except (KeyError, TypeError):  # new, or unhashable (an array): bound below
+                pass
         if len(args) > len(self.names):
             raise TypeError(
                 f"{self.function}() takes {self.first + len(self.names)} positional "
@@ -248,17 +257,25 @@ class Binder:
             if i < len(args):
                 raise TypeError(f"{self.function}() got multiple values for argument {key!r}")
             values[i] = value
-        return self.act.validate(self.function, tuple(values))
+        checked = self.act.validate(self.function, tuple(values))
+        if not kwargs:
+            if len(self._positional) > 64:
+                self._positional.clear()
+            try:
+                self._positional[args] = checked
+            except TypeError:
+                pass
+        return checked
 
     def typed(self, values: tuple[float, ...] | None, dtype: np.dtype) -> tuple:
         if values is None:
             return self.typed_defaults[dtype]
-        key = (values, dtype)
-        typed = self._memo.get(key)
+        memo = self._memo32 if dtype is F32 else self._memo.setdefault(dtype, {})
+        typed = memo.get(values)
         if typed is None:
-            if len(self._memo) > 64:
-                self._memo.clear()
-            typed = self._memo[key] = tuple(dtype.type(v) for v in values)
+            if len(memo) > 64:
+                memo.clear()
+            typed = memo[values] = tuple(dtype.type(v) for v in values)
         return typed
 
 

@@ -56,6 +56,8 @@ class Param:
         if value is None and self.required:
             raise TypeError(f"{function}() missing required argument {self.name!r}")
         try:
+            if isinstance(value, (str, bytes)):  # float("0.5") would take it; NumPy's ufuncs do not
+                raise TypeError
             v = float(value)
         except (TypeError, ValueError):
             raise TypeError(
