@@ -14,7 +14,8 @@ round(t) in the low bits, read back by reinterpreting the float as an integer; t
 never converts a float to an integer, which LLVM leaves undefined for NaN. 2^k is built in
 the exponent bits; beyond the normal range, as 2^(k +- 100) (float32; 1000 for float64)
 times the constant 2^-+100, so that subnormal results are rounded once and overflow gives
-inf (see _scale32).
+inf (see _scale32). Every Horner step and the reduction is a fused multiply-add (``fma``
+below) where the CPU has FMA: half the instructions, and one rounding fewer per step.
 
 Measured against mpmath at 50 digits over dense grids from the underflow to the overflow
 thresholds (tests/test_math.py asserts these bounds):
