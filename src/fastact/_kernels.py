@@ -93,7 +93,6 @@ def _keyed_cache(cache) -> None:
         cache._cache_file.__class__ = _KeyedCacheFile
 
 
-
 def _jit_variants(fn: types.FunctionType, qualname: str) -> tuple:
     """(serial, parallel) dispatchers compiled from one loop body."""
     variants = []
