@@ -629,8 +629,7 @@ class _RowPlan:
 
     @staticmethod
     def for_arrays(shape: tuple[int, ...], axis: int, *arrays: np.ndarray) -> _RowPlan:
-        fortran = len(shape) >= 2 and all(a.flags.f_contiguous and not a.flags.c_contiguous for a in arrays)
-        return _RowPlan(shape, axis, fortran)
+        return _RowPlan(shape, axis, all(_fortran(a) for a in arrays))
 
     def view(self, a: np.ndarray) -> tuple[np.ndarray, bool]:
         """(a view of a in the plan's form, True), or (a contiguous copy, False)."""
@@ -670,6 +669,31 @@ def _run_rowwise(
         np.copyto(out, target)
 
 
+def _rowwise_new(kernels: Kernels, direction: str, axis: int, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The row-wise pass over inputs (same shape and compute dtype) into a new array in
+    the memory order of the last input."""
+    last = inputs[-1]
+    result = np.empty(last.shape, last.dtype, order="F" if _fortran(last) else "C")
+    _run_rowwise(kernels, direction, last.shape, axis, inputs, result, fresh_out=True)
+    return result
+
+
+def _rowwise_result(
+    kernels: Kernels, direction: str, axis: int, inputs: tuple[np.ndarray, ...], out: np.ndarray | None,
+    rdt: np.dtype,
+) -> Any:
+    """The public functions' result: the pass written into out when out has the compute
+    dtype, else computed in a new array and returned as rdt or cast into out."""
+    if out is not None and rdt == inputs[-1].dtype:
+        _run_rowwise(kernels, direction, out.shape, axis, inputs, out, fresh_out=False)
+        return out
+    result = _rowwise_new(kernels, direction, axis, inputs)
+    if out is None:
+        return _returned(result.astype(rdt, copy=False), False)
+    np.copyto(out, result, casting="unsafe")
+    return out
+
+
 _AXIS = inspect.Parameter("axis", inspect.Parameter.KEYWORD_ONLY, default=-1, annotation=int)
 
 
@@ -683,16 +707,7 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         ax = _normalize_axis(fname, axis, x.ndim)
         if out is not None:
             check_out(fname, out, x.shape, rdt)
-        xc = x.astype(cdt, copy=False)
-        if out is not None and rdt == cdt:
-            _run_rowwise(kernels, "forward", x.shape, ax, (xc,), out, fresh_out=False)
-            return out
-        result = np.empty(x.shape, cdt, order="F" if _fortran(xc) else "C")
-        _run_rowwise(kernels, "forward", x.shape, ax, (xc,), result, fresh_out=True)
-        if out is None:
-            return _returned(result.astype(rdt, copy=False), False)
-        np.copyto(out, result, casting="unsafe")
-        return out
+        return _rowwise_result(kernels, "forward", ax, (x.astype(cdt, copy=False),), out, rdt)
 
     def backward(grad_output, x=None, *, axis=-1, y=None, out=None):
         if (x is None) == (y is None):
@@ -710,20 +725,9 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         if out is not None:
             check_out(bname, out, v.shape, rdt)
         gc, vc = g.astype(cdt, copy=False), v.astype(cdt, copy=False)
-        if y is None:  # the gradient is expressed through the output: compute it first
-            yc = np.empty(vc.shape, cdt, order="F" if _fortran(vc) else "C")
-            _run_rowwise(kernels, "forward", vc.shape, ax, (vc,), yc, fresh_out=True)
-        else:
-            yc = vc
-        if out is not None and rdt == cdt:
-            _run_rowwise(kernels, "backward", v.shape, ax, (gc, yc), out, fresh_out=False)
-            return out
-        result = np.empty(v.shape, cdt, order="F" if _fortran(yc) else "C")
-        _run_rowwise(kernels, "backward", v.shape, ax, (gc, yc), result, fresh_out=True)
-        if out is None:
-            return _returned(result.astype(rdt, copy=False), False)
-        np.copyto(out, result, casting="unsafe")
-        return out
+        # the gradient is expressed through the output: given x, compute it first
+        yc = _rowwise_new(kernels, "forward", ax, (vc,)) if y is None else vc
+        return _rowwise_result(kernels, "backward", ax, (gc, yc), out, rdt)
 
     forward.__signature__ = inspect.Signature(
         [inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY), _AXIS, _OUT],
