@@ -141,3 +141,21 @@ def test_prelu_nan_and_kink():
     assert np.signbit(y[2])
     gx, _ = fa.prelu_backward(np.ones_like(x), x, [0.25])
     np.testing.assert_array_equal(gx, [0.25, 0.25, 0.25, 0.25, 1.0, 0.25])  # PyTorch: weight at 0 and NaN
+
+
+@pytest.mark.parametrize("form", ["rows", "columns", "one channel"])
+@pytest.mark.parametrize("size", [8, PARALLEL_MIN_SIZE * 2])
+def test_grad_weight_reaching_infinity(form, size, no_warnings):
+    """A sum whose terms reach -inf is -inf (the compensation of an infinite sum is NaN
+    and must not leak into it); terms of both infinities give NaN, as a plain sum."""
+    x = np.full(size, -1.0)
+    x[3] = -np.inf
+    g = np.ones(size)
+    shape, axis, w = {"rows": ((2, 1, size // 2), 1, [0.5]), "columns": ((size // 2, 2), 1, [0.5, 0.5]),
+                      "one channel": ((size,), 1, [0.5])}[form]
+    _, gw = fa.prelu_backward(g.reshape(shape), x.reshape(shape), np.array(w), axis=axis)
+    assert np.isneginf(gw).any() and not np.isnan(gw).any()
+    g[5] = -1.0
+    x[5] = -np.inf  # a term of +inf in the same sums
+    _, gw = fa.prelu_backward(g.reshape(shape), x.reshape(shape), np.array(w), axis=axis)
+    assert np.isnan(gw).any()

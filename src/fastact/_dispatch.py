@@ -492,11 +492,14 @@ class _ChannelPlan:
             self.run(kernels, "backward", parallel, g2, x2, w, out2, partial, in_place=in_place)
             # task sums -> per channel: a pairwise sum over each channel's contiguous tasks
             by_channel = partial.reshape(-1, self.channels if self.channels > 1 else 1, n_blocks)
-            return np.ascontiguousarray(by_channel.transpose(1, 0, 2)).reshape(by_channel.shape[1], -1).sum(axis=1)
+            with np.errstate(all="ignore"):  # inf + -inf is NaN, without a warning, as in the kernels
+                return np.ascontiguousarray(by_channel.transpose(1, 0, 2)).reshape(by_channel.shape[1], -1).sum(axis=1)
         partial = np.zeros((self.n_row_blocks, self.channels))
         compensation = np.zeros_like(partial)
         self.run(kernels, "backward", parallel, g2, x2, w, out2, partial, compensation, in_place=in_place)
-        return partial.sum(axis=0) + compensation.sum(axis=0)
+        with np.errstate(all="ignore"):  # the same; and compensations are NaN where a sum is not finite
+            s = partial.sum(axis=0)
+            return np.where(np.isfinite(s), s + compensation.sum(axis=0), s)
 
 
 def _channel_weight(function: str, weight: Any, channels: int, dtype: np.dtype) -> tuple[np.ndarray, np.dtype]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import types
 import zlib
 from functools import cached_property
@@ -373,6 +374,13 @@ def _neumaier_add(s, compensation, value):
     return total, compensation
 
 
+@register_jitable
+def _neumaier_total(s, compensation):
+    # Once s is infinite or NaN, the compensation is NaN (inf - inf) and s alone is the
+    # sum (-inf for terms that reach -inf, as a plain sum gives).
+    return s + compensation if math.isfinite(s) else s
+
+
 def _channel_loops(f, df, dw, token, in_place=False):
     """in_place: out is the array that is read (x in a forward, g in a backward), and
     the rows are read from out itself. With two names for one array, LLVM's run-time
@@ -417,7 +425,7 @@ def _channel_loops(f, df, dw, token, in_place=False):
                 for k in range(xb.shape[0]):
                     ob[k] = gb[k] * gb.dtype.type(df(xb[k], wc))
                 s, compensation = _neumaier_add(s, compensation, _sum_reassociated(terms[: xb.shape[0]]))
-            partial[t] = s + compensation
+            partial[t] = _neumaier_total(s, compensation)
 
     def forward_columns(x, w, out, n_row_blocks):
         token  # noqa: B018
