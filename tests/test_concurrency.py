@@ -1,77 +1,64 @@
-"""Threads and forked processes: each scenario runs in its own interpreter, so that an
-abort (numba's workqueue layer under threads, GNU OpenMP after fork) fails the test
-instead of ending the run."""
+"""Threads and processes. Each scenario runs tests/_workload.py in its own interpreter,
+so that an abort (numba's workqueue layer under concurrent launches, GNU OpenMP in a
+forked child) fails the test instead of ending the run."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 
 import pytest
 
-THREADS = textwrap.dedent("""
-    import threading, numpy as np, fastact as fa
-    from fastact._dispatch import PARALLEL_MIN_SIZE
-    sizes = [1000, PARALLEL_MIN_SIZE - 1, PARALLEL_MIN_SIZE, 3 * PARALLEL_MIN_SIZE + 5]
-    cases = [("relu", lambda x: np.where(x < 0, 0, x)),
-             ("leaky_relu", lambda x: np.where(x > 0, x, x * x.dtype.type(0.01))),
-             ("elu", None)]
-    errors = []
-    def work(seed):
-        rng = np.random.default_rng(seed)
-        for i in range(50):
-            name, ref = cases[i % len(cases)]
-            dt = (np.float32, np.float64)[(i // 3) % 2]
-            x = rng.standard_normal(sizes[(seed + i) % len(sizes)]).astype(dt)
-            y = getattr(fa, name)(x)
-            g = getattr(fa, name + "_backward")(np.ones_like(x), x)
-            want = ref(x) if ref is not None else np.where(x > 0, x, np.expm1(x.astype(np.float64))).astype(dt)
-            if not np.allclose(y, want, rtol=1e-6, atol=0) or not np.all(np.isfinite(g)):
-                errors.append((seed, i, name))
-    threads = [threading.Thread(target=work, args=(s,)) for s in range(8)]
-    for t in threads: t.start()
-    for t in threads: t.join()
-    assert not errors, errors
-    print("ok", __import__("numba").threading_layer())
-""")
+from ._workload import jobs
 
-FORK = textwrap.dedent("""
-    import multiprocessing as mp, numpy as np, fastact as fa
-    def child(seed):
-        x = np.random.default_rng(seed).standard_normal(1 << 18).astype(np.float32)
-        y = fa.relu(x)
-        return float(np.abs(y - np.maximum(x, 0)).max()), float(fa.elu_backward(np.ones_like(x), x).sum())
-    if __name__ == "__main__":
-        x = np.random.default_rng(0).standard_normal(1 << 20).astype(np.float32)
-        fa.relu(x, out=x)  # the parent runs parallel kernels before it forks
-        ctx = mp.get_context("{method}")
-        with ctx.Pool(2) as pool:
-            results = pool.map(child, range(4))
-        assert all(err == 0.0 for err, _ in results), results
-        print("ok")
-""")
+ROOT = Path(__file__).resolve().parent.parent
+
+# Run the workload as if the tbb package were not installed: fastact's fallback.
+WITHOUT_TBB = """
+import importlib.metadata as md, sys
+files = md.files
+def hide_tbb(name):
+    if name == "tbb":
+        raise md.PackageNotFoundError(name)
+    return files(name)
+md.files = hide_tbb
+from tests import _workload
+_workload.run_threads() if sys.argv[1] == "threads" else _workload.run_pool(sys.argv[2])
+"""
 
 
-def run(code: str) -> str:
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, f"exit {out.returncode}\\n{out.stdout}\\n{out.stderr[-3000:]}"
-    return out.stdout
+def run(*args: str, env: dict[str, str] | None = None, code: str | None = None) -> str:
+    cmd = [sys.executable, "-c", code, *args] if code else [sys.executable, "-m", "tests._workload", *args]
+    # a layer chosen in the environment running the tests would defeat the point
+    environ = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"} | (env or {})
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT, env=environ)
+    assert out.returncode == 0, f"exit {out.returncode}\n{out.stdout}\n{out.stderr[-3000:]}"
+    return out.stdout.strip()
 
 
-def test_many_threads_at_once():
-    assert run(THREADS).startswith("ok")
+def test_eight_threads_two_hundred_calls_each():
+    """8 threads x 200 calls at once, mixing activations, dtypes, directions, output
+    modes and sizes around the crossover; each result equal, bit for bit, to the same
+    call made alone (which is checked against the reference first)."""
+    assert run("threads") == "ok tbb 1600"
 
 
-def test_many_threads_with_a_layer_that_is_not_thread_safe(monkeypatch):
-    # numba's workqueue layer aborts on concurrent launches; fastact serialises its own
-    monkeypatch.setenv("NUMBA_THREADING_LAYER", "workqueue")
-    assert run(THREADS).strip() == "ok workqueue"
+def test_threads_with_a_layer_that_is_not_thread_safe():
+    # the user's choice is kept; fastact serialises its own launches instead of aborting
+    assert run("threads", env={"NUMBA_THREADING_LAYER": "workqueue"}) == "ok workqueue 1600"
 
 
 @pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
-def test_pool_after_parallel_kernels(method, tmp_path):
-    script = tmp_path / "pool.py"  # spawn and forkserver re-import the main module: a file
-    script.write_text(FORK.format(method=method))
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+def test_pool_after_parallel_kernels(method):
+    """The parent runs every job (parallel kernels included), then a pool of 2 runs them
+    all again: the same bits in the children."""
+    assert run("pool", method) == f"ok {method} {len(jobs())}"
+
+
+def test_without_tbb_the_fallback_is_still_safe():
+    """No tbb package: numba's fork-safe selection (workqueue on Linux, not GNU OpenMP),
+    with launches serialised; threads and a forked pool both work."""
+    assert run("threads", code=WITHOUT_TBB) == "ok workqueue 1600"
+    assert run("pool", "fork", code=WITHOUT_TBB) == f"ok fork {len(jobs())}"

@@ -7,10 +7,15 @@ kernel ran (shared/FACTS.md). TBB survives both, but ``pip install tbb`` puts
 reports "TBB is required" and falls back. Loading the library first, by its path,
 fixes that.
 
+When TBB cannot be loaded, fastact asks numba for its ``forksafe`` selection, which on
+Linux skips GNU OpenMP and ends at ``workqueue``: a child forked after a parallel
+kernel then still works, and because the layer in force is not thread-safe, fastact
+serialises its own parallel launches with a lock, so calls from many threads cannot
+abort the process either. Slower under contention, never unsafe.
+
 A threading layer the user chose (``NUMBA_THREADING_LAYER``, or numba's config set
-before fastact was imported) is left alone. When the layer in force is not known to
-be thread-safe, fastact serialises its own parallel launches with a lock, so its
-calls from many threads still cannot abort the process.
+before fastact was imported) is left alone; the lock still applies to it when it is
+not thread-safe.
 """
 
 from __future__ import annotations
@@ -53,8 +58,8 @@ def configure() -> None:
     if USER_CHOSE:
         return
     TBB_LIBRARY = _load_tbb()
-    if TBB_LIBRARY is not None:
-        numba.config.THREADING_LAYER = "tbb"
+    # numba's default order would take GNU OpenMP next, which aborts forked children
+    numba.config.THREADING_LAYER = "tbb" if TBB_LIBRARY is not None else "forksafe"
 
 
 def active_layer() -> str | None:
