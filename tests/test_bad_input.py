@@ -11,7 +11,7 @@ import pytest
 
 import fastact as fa
 
-from .conftest import ELEMENTWISE
+from .conftest import ELEMENTWISE, Guard
 from .references import first_params
 
 
@@ -32,18 +32,6 @@ BAD_DTYPES = [
     np.array([1, 2], dtype="timedelta64[s]"),
     np.array([1.0, 2.0], dtype=np.longdouble) if np.dtype(np.longdouble).itemsize > 8 else np.array([1j]),
 ]
-
-
-class Guard:
-    """Snapshots of the caller's arrays, to prove nothing was written."""
-
-    def __init__(self, *arrays):
-        self.arrays = [a for a in arrays if isinstance(a, np.ndarray)]
-        self.before = [a.tobytes() for a in self.arrays]
-
-    def check(self):
-        for a, b in zip(self.arrays, self.before, strict=True):
-            assert a.tobytes() == b, "an array the caller passed was modified"
 
 
 def raises(exc, *words):
@@ -206,3 +194,58 @@ def test_prelu_bad_input():
         ro.flags.writeable = False
         fa.prelu(x, np.ones(3), out=ro)
     g.check()
+
+
+NO_Y = [name for name, act in fa.ACTIVATIONS.items() if act.kind == "elementwise" and not act.supports_y]
+
+
+@pytest.mark.parametrize("name", NO_Y)
+def test_y_where_unsupported(name):
+    g, y, out = np.ones(5), np.linspace(-1, 1, 5), np.full(5, 7.0)
+    guard = Guard(g, y, out)
+    with raises(TypeError, f"{name}_backward", "cannot be computed from the output y="):
+        _bound(name, True)(g, y=y, out=out)
+    guard.check()
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_in_place_calls_that_fail_write_nothing(name):
+    """out is one of the inputs, and the call is wrong for another reason: the input
+    (which the call was allowed to overwrite) is still untouched."""
+    f, b = _bound(name), _bound(name, True)
+    x = np.linspace(-2, 2, 6)
+    g = np.linspace(1, 2, 6)
+    guard = Guard(x, g)
+    with raises(ValueError, f"{name}_backward", "grad_output"):
+        b(np.ones(4), x, out=x)  # mismatched grad_output, out is x
+    with raises(TypeError, f"{name}_backward", "exactly one of x"):
+        b(g, x, y=x, out=g)  # both x and y=, out is grad_output
+    bad_param = next((p for p in fa.ACTIVATIONS[name].params if not p.choices), None)
+    if bad_param is not None:
+        with raises(ValueError, name, bad_param.name):
+            _bound(name, skip={bad_param.name})(x, **{bad_param.name: float("nan")}, out=x)
+    with raises(TypeError, name, "out", "dtype"):
+        f(x.astype(np.float32), out=x)  # out is x's float64 original, the input a float32 copy
+    guard.check()
+
+
+def test_prelu_bad_out_and_weight():
+    x = np.random.default_rng(1).normal(size=(2, 3, 4)).astype(np.float32)
+    w = np.ones(3, np.float32)
+    g = np.ones_like(x)
+    out = np.full_like(x, 7.0)
+    guard = Guard(x, w, g, out)
+    cases = [
+        (lambda: fa.prelu(x, w, out=np.zeros((2, 3, 5), np.float32)), ValueError, ("prelu", "out", "shape")),
+        (lambda: fa.prelu(x, w, out=np.zeros(x.shape)), TypeError, ("prelu", "out", "dtype")),
+        (lambda: fa.prelu(x, w, out=x.tolist()), TypeError, ("prelu", "out", "ndarray")),
+        (lambda: fa.prelu(x, np.array(["a", "b", "c"]), out=out), TypeError, ("prelu", "weight", "<U1")),
+        (lambda: fa.prelu(x, np.ones((3, 1)), axis=-4, out=out), np.exceptions.AxisError, ("prelu", "axis -4")),
+        (lambda: fa.prelu_backward(g, x, np.ones(2), out=g), ValueError, ("prelu_backward", "weight")),
+        (lambda: fa.prelu_backward(g[:1], x, w, out=x), ValueError, ("prelu_backward", "grad_output")),
+        (lambda: fa.prelu_backward(g, x, w, axis=5, out=g), np.exceptions.AxisError, ("prelu_backward", "axis 5")),
+    ]
+    for call, exc, words in cases:
+        with raises(exc, *words):
+            call()
+        guard.check()
