@@ -23,20 +23,30 @@ def broadcast_weight(w, x, axis):
     return np.reshape(w, shape)
 
 
+def _fsum(terms):
+    """The correctly rounded sum; where a term is infinite or NaN, what any sum gives
+    (math.fsum raises on inf + -inf instead of returning NaN)."""
+    terms = np.asarray(terms, np.float64)
+    with np.errstate(invalid="ignore"):
+        return math.fsum(terms) if np.isfinite(terms).all() else float(np.sum(terms))
+
+
 def reference(x, w, g, axis):
     """Forward, grad_x and grad_weight in float64; grad_weight summed with math.fsum."""
     x64, g64 = x.astype(np.float64), g.astype(np.float64)
     wb = broadcast_weight(np.asarray(w, dtype=x.dtype).astype(np.float64), x, axis)
-    y = REF.f(x64, wb)
-    gx = g64 * REF.df(x64, wb)
-    contrib = np.where(x64 > 0, 0.0, x64 * g64)
+    with np.errstate(all="ignore"):
+        y = REF.f(x64, wb)
+        gx = g64 * REF.df(x64, wb)
+    with np.errstate(all="ignore"):
+        contrib = np.where(x64 > 0, 0.0, x64 * g64)
     if x.ndim < 2:
-        gw = [math.fsum(contrib.ravel())]
+        gw = [_fsum(contrib.ravel())]
     else:
-        moved = np.moveaxis(contrib, axis, 0).reshape(x.shape[axis], -1)
-        gw = [math.fsum(row) for row in moved]
+        moved = np.moveaxis(contrib, axis, 0).reshape(x.shape[axis], contrib.size // max(1, x.shape[axis]))
+        gw = [_fsum(row) for row in moved]
         if np.size(w) == 1:
-            gw = [math.fsum(gw)]
+            gw = [_fsum(gw)]
     return y, gx, np.array(gw).reshape(np.shape(w))
 
 

@@ -7,9 +7,6 @@ import warnings
 import mpmath
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 import fastact as fa
 from fastact._dispatch import PARALLEL_MIN_SIZE
@@ -356,26 +353,3 @@ def test_bad_input(name):
         if word:
             assert name in str(info.value) and word in str(info.value), str(info.value)
         guard.check()
-
-
-# --- properties ----------------------------------------------------------------------------------
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    x=hnp.arrays(
-        st.sampled_from([np.float32, np.float64]),
-        hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=6),
-        elements=st.floats(-1e4, 1e4, width=32),
-    ),
-    axis_seed=st.integers(0, 10),
-    name=st.sampled_from(NAMES),
-)
-def test_property_against_reference(x, axis_seed, name):
-    axis = axis_seed % x.ndim - x.ndim  # negative axes
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        y = forward(name)(x, axis=axis)
-    assert_forward(name, y, x, axis)
-    if name == "softmax":
-        np.testing.assert_allclose(y.sum(axis=axis), 1.0, rtol=16 * np.finfo(x.dtype).eps)

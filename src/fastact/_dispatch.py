@@ -485,6 +485,8 @@ class _ChannelPlan:
     def backward(self, kernels: Kernels, parallel: bool, g2: np.ndarray, x2: np.ndarray,
                  w: np.ndarray, out2: np.ndarray, in_place: bool) -> np.ndarray:
         """out2 = g * df/dx; returns the sum of g * df/dweight per channel, in float64."""
+        if g2.size == 0:  # (0 channels included: an empty weight gets an empty gradient)
+            return np.zeros(self.channels)
         if self.form == "rows":
             rows, length = self.shape
             n_blocks = max(1, -(-length // _BLOCK))
