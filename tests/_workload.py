@@ -213,8 +213,27 @@ def run_pool(method: str) -> None:
     print("ok", method, len(got))
 
 
-if __name__ == "__main__":  # python -m tests._workload threads | pool METHOD
-    if sys.argv[1] == "threads":
-        run_threads()
-    else:
-        run_pool(sys.argv[2])
+def run_split() -> None:
+    """Every job with all threads (2 here), with 1, and on the serial path: the same bits."""
+    import numba
+
+    from fastact import _dispatch
+
+    all_jobs = jobs()
+    two = {job: digest(checked(job)) for job in all_jobs}
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    one = {job: digest(call(job, "new")) for job in all_jobs}
+    numba.set_num_threads(threads)
+    saved = dict(_dispatch.PARALLEL_MIN_SIZES)
+    _dispatch.PARALLEL_MIN_SIZES.update({key: 1 << 62 for key in saved})  # everything serial
+    serial = {job: digest(call(job, "new")) for job in all_jobs}
+    _dispatch.PARALLEL_MIN_SIZES.update(saved)
+    wrong = [f"{job}: {'1 thread' if one[job] != two[job] else 'serial'}" for job in all_jobs
+             if not one[job] == two[job] == serial[job]]
+    assert not wrong, f"{len(wrong)} jobs differ from their 2-thread result, e.g. {wrong[:5]}"
+    print("ok", len(all_jobs))
+
+
+if __name__ == "__main__":  # python -m tests._workload threads | split | pool METHOD
+    {"threads": run_threads, "split": run_split}.get(sys.argv[1], lambda: run_pool(sys.argv[2]))()

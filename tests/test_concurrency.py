@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numba
 import pytest
 
 from ._workload import jobs
@@ -48,6 +49,13 @@ def test_eight_threads_two_hundred_calls_each():
 def test_threads_with_a_layer_that_is_not_thread_safe():
     # the user's choice is kept; fastact serialises its own launches instead of aborting
     assert run("threads", env={"NUMBA_THREADING_LAYER": "workqueue"}) == "ok workqueue 1600"
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 threads")
+def test_same_bits_with_one_or_two_threads_and_serial():
+    """Every job of the mix with 2 threads, 1 thread and on the serial path
+    (tests/test_determinism.py does the same in-process for every activation)."""
+    assert run("split") == f"ok {len(jobs())}"
 
 
 @pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
