@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import _threading
-from ._kernels import Kernels
+from ._kernels import Kernels, channel_totals_columns, channel_totals_rows
 from ._registry import Activation
 
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
@@ -82,6 +82,14 @@ def result_dtype(function: str, argument: str, dtype: np.dtype) -> np.dtype:
     )
 
 
+def _result_dtype2(function: str, name1: str, dtype1: np.dtype, name2: str, dtype2: np.dtype) -> np.dtype:
+    """The result dtype of a function of two arrays (np.result_type's, skipped for the
+    common case of one float32 or float64 dtype: it costs microseconds)."""
+    if dtype1 is dtype2 and (dtype1 is F32 or dtype1 is F64):
+        return dtype1
+    return np.result_type(result_dtype(function, name1, dtype1), result_dtype(function, name2, dtype2))
+
+
 def compute_dtype(dtype: np.dtype) -> np.dtype:
     return F32 if dtype is F16 or dtype == F16 else dtype
 
@@ -122,9 +130,11 @@ def _fast_out(out: Any, x: np.ndarray, dtype: np.dtype, *more: np.ndarray) -> np
 
 
 def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
-    return (
-        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-        and a.strides == b.strides
+    # the cheap tests first: __array_interface__ builds a dict (microseconds)
+    return a is b or (
+        a.strides == b.strides
+        and np.may_share_memory(a, b)
+        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
     )
 
 
@@ -381,7 +391,7 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
             arg, argname = x, "x"
         g = as_input(name, "grad_output", grad_output)
         v = as_input(name, argname, arg)
-        rdt = np.result_type(result_dtype(name, "grad_output", g.dtype), result_dtype(name, argname, v.dtype))
+        rdt = _result_dtype2(name, "grad_output", g.dtype, argname, v.dtype)
         cdt = compute_dtype(rdt)
         try:
             shape = np.broadcast_shapes(g.shape, v.shape)
@@ -483,34 +493,52 @@ class _ChannelPlan:
             kernel(*arrays, extra)
 
     def backward(self, kernels: Kernels, parallel: bool, g2: np.ndarray, x2: np.ndarray,
-                 w: np.ndarray, out2: np.ndarray, in_place: bool) -> np.ndarray:
-        """out2 = g * df/dx; returns the sum of g * df/dweight per channel, in float64."""
+                 w: np.ndarray, out2: np.ndarray, in_place: bool, totals: np.ndarray) -> None:
+        """out2 = g * df/dx, and totals = the sums of g * df/dweight per channel (or of all
+        of them, when totals has one element), accumulated in float64."""
         if g2.size == 0:  # (0 channels included: an empty weight gets an empty gradient)
-            return np.zeros(self.channels)
-        if self.form == "rows":
+            totals[...] = 0
+        elif self.form == "rows":
             rows, length = self.shape
             n_blocks = max(1, -(-length // _BLOCK))
             partial = np.zeros(rows * n_blocks)
             self.run(kernels, "backward", parallel, g2, x2, w, out2, partial, in_place=in_place)
-            # task sums -> per channel: a pairwise sum over each channel's contiguous tasks
-            by_channel = partial.reshape(-1, self.channels if self.channels > 1 else 1, n_blocks)
-            with np.errstate(all="ignore"):  # inf + -inf is NaN, without a warning, as in the kernels
-                return np.ascontiguousarray(by_channel.transpose(1, 0, 2)).reshape(by_channel.shape[1], -1).sum(axis=1)
-        partial = np.zeros((self.n_row_blocks, self.channels))
-        compensation = np.zeros_like(partial)
-        self.run(kernels, "backward", parallel, g2, x2, w, out2, partial, compensation, in_place=in_place)
-        with np.errstate(all="ignore"):  # the same; and compensations are NaN where a sum is not finite
-            s = partial.sum(axis=0)
-            return np.where(np.isfinite(s), s + compensation.sum(axis=0), s)
+            channel_totals_rows(partial, self.channels, n_blocks, totals)
+        else:
+            partial = np.zeros((self.n_row_blocks, self.channels))
+            compensation = np.zeros_like(partial)
+            self.run(kernels, "backward", parallel, g2, x2, w, out2, partial, compensation, in_place=in_place)
+            channel_totals_columns(partial, compensation, totals)
 
 
-def _channel_weight(function: str, weight: Any, channels: int, dtype: np.dtype) -> tuple[np.ndarray, np.dtype]:
-    w = as_input(function, "weight", weight)
+_channel_plans: dict[tuple, _ChannelPlan] = {}
+
+
+def _channel_plan(function: str, x: np.ndarray, w: np.ndarray, axis: Any) -> _ChannelPlan:
+    """_ChannelPlan for x's shape, axis and the weight's size, checked by _channel_layout
+    the first time and then remembered (a small call costs a few microseconds less)."""
+    key = (x.shape, axis, w.size) if type(axis) is int else None
+    plan = _channel_plans.get(key) if key is not None else None
+    if plan is None:
+        plan = _ChannelPlan(*_channel_layout(function, x, w, axis))
+        if key is not None:
+            if len(_channel_plans) > 256:
+                _channel_plans.clear()
+            _channel_plans[key] = plan
+    return plan
+
+
+def _channel_weight(function: str, w: np.ndarray, channels: int, dtype: np.dtype,
+                    fresh_out: bool) -> tuple[np.ndarray, np.dtype]:
+    """One slope per channel in the compute dtype, and the weight's own result dtype.
+    w itself when it already is that (a fresh output cannot overlap it), else a copy,
+    so that an out overlapping the weight cannot change the slopes mid-pass."""
     wdt = result_dtype(function, "weight", w.dtype)
-    flat = w.astype(dtype).reshape(-1)
-    if flat.size != channels:
-        flat = np.full(channels, flat[0], dtype)
-    return flat, wdt
+    if w.size != channels:
+        return np.full(channels, w.reshape(-1)[0], dtype), wdt
+    if fresh_out and w.dtype is dtype and w.ndim == 1 and w.flags.c_contiguous:
+        return w, wdt
+    return w.astype(dtype).reshape(-1), wdt
 
 
 def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], Callable[..., Any]]:
@@ -521,16 +549,16 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         rdt = result_dtype(fname, "x", x.dtype)
         cdt = compute_dtype(rdt)
         w = as_input(fname, "weight", weight)
-        plan = _ChannelPlan(*_channel_layout(fname, x, w, axis))
+        plan = _channel_plan(fname, x, w, axis)
         if out is not None:
             check_out(fname, out, x.shape, rdt)
-        wc, _ = _channel_weight(fname, w, plan.channels, cdt)
         xc = x.astype(cdt, copy=False)
         direct = out is not None and rdt == cdt and not overlaps_partly(out, xc)
+        wc, _ = _channel_weight(fname, w, plan.channels, cdt, fresh_out=not direct)
         target = out if direct else np.empty(x.shape, cdt)
         o2, o2_is_view = plan.view(target)
         x2 = plan.view(xc)[0]
-        in_place = o2_is_view and _same_view(x2, o2)
+        in_place = direct and o2_is_view and _same_view(x2, o2)
         plan.run(kernels, "forward", x.size >= parallel_min_size(cdt, "forward"), x2, wc, o2, in_place=in_place)
         if not o2_is_view:  # the kernel wrote to a copy
             target[...] = o2.reshape(target.shape)
@@ -543,27 +571,30 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
     def prelu_backward(grad_output, x, weight, *, axis=1, out=None):
         g = as_input(bname, "grad_output", grad_output)
         x = as_input(bname, "x", x)
-        rdt = np.result_type(result_dtype(bname, "grad_output", g.dtype), result_dtype(bname, "x", x.dtype))
+        rdt = _result_dtype2(bname, "grad_output", g.dtype, "x", x.dtype)
         cdt = compute_dtype(rdt)
         w = as_input(bname, "weight", weight)
-        plan = _ChannelPlan(*_channel_layout(bname, x, w, axis))
+        plan = _channel_plan(bname, x, w, axis)
         if g.shape != x.shape:
             raise ValueError(f"{bname}: grad_output has shape {g.shape}, which does not match x's shape {x.shape}")
         if out is not None:
             check_out(bname, out, x.shape, rdt)
-        wc, wdt = _channel_weight(bname, w, plan.channels, cdt)
         gc, xc = g.astype(cdt, copy=False), x.astype(cdt, copy=False)
         direct = out is not None and rdt == cdt and not overlaps_partly(out, gc, xc)
+        wc, wdt = _channel_weight(bname, w, plan.channels, cdt, fresh_out=not direct)
         target = out if direct else np.empty(x.shape, cdt)
         g2, x2 = plan.view(gc)[0], plan.view(xc)[0]
         o2, o2_is_view = plan.view(target)
-        in_place = o2_is_view and _same_view(g2, o2)
-        per_channel = plan.backward(kernels, x.size >= parallel_min_size(cdt, "backward"), g2, x2, wc, o2, in_place)
+        in_place = direct and o2_is_view and _same_view(g2, o2)
+        # the weight's gradient, written in its dtype by the kernel (float16: cast after)
+        grad_weight = np.empty(w.shape, wdt if wdt is F32 or wdt is F64 else F64)
+        plan.backward(kernels, x.size >= parallel_min_size(cdt, "backward"), g2, x2, wc, o2, in_place,
+                      grad_weight.reshape(-1))
         if not o2_is_view:
             target[...] = o2.reshape(target.shape)
-        grad_weight = per_channel if w.size == plan.channels else per_channel.sum(keepdims=True)
-        with np.errstate(over="ignore"):  # a sum beyond the dtype's range is inf, quietly
-            grad_weight = grad_weight.reshape(w.shape).astype(wdt)
+        if grad_weight.dtype != wdt:
+            with np.errstate(over="ignore"):  # a sum beyond float16's range is inf, quietly
+                grad_weight = grad_weight.astype(wdt)
         if out is None:
             grad_x = _returned(target.astype(rdt, copy=False), False)
         else:
@@ -702,10 +733,30 @@ def _rowwise_result(
 _AXIS = inspect.Parameter("axis", inspect.Parameter.KEYWORD_ONLY, default=-1, annotation=int)
 
 
+def _lean_rows(a: np.ndarray, axis: Any) -> int:
+    """The row length, when a (an ndarray) can take the lean small path of the row-wise
+    functions: float32/float64, C-contiguous, non-empty rows along the last axis, below
+    the parallel crossover. Else 0, and the general path checks and plans the call."""
+    dt = a.dtype
+    if type(axis) is int and (dt is F32 or dt is F64) and a.ndim and a.size < PARALLEL_MIN_SIZES[dt, "forward"] \
+            and (axis == -1 or axis == a.ndim - 1) and a.flags.c_contiguous:
+        return a.shape[-1]
+    return 0
+
+
 def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], Callable[..., Any]]:
     fname, bname = act.name, f"{act.name}_backward"
+    ndarray = np.ndarray
+    serial: dict[str, Callable[..., None]] = {}  # the serial rows kernels, once loaded
 
     def forward(x, *, axis=-1, out=None):
+        if out is None and type(x) is ndarray and (n := _lean_rows(x, axis)):
+            if "forward" not in serial:
+                serial["forward"] = kernels.rowwise["forward"][0]
+            result = np.empty_like(x)
+            # one task of all rows: the serial kernel runs its tasks in order anyway
+            serial["forward"](x.reshape(-1, n), result.reshape(-1, n), max(1, x.size // n))
+            return result
         x = as_input(fname, "x", x)
         rdt = result_dtype(fname, "x", x.dtype)
         cdt = compute_dtype(rdt)
@@ -715,12 +766,20 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         return _rowwise_result(kernels, "forward", ax, (x.astype(cdt, copy=False),), out, rdt)
 
     def backward(grad_output, x=None, *, axis=-1, y=None, out=None):
+        if (out is None and x is None and type(y) is ndarray and type(grad_output) is ndarray
+                and grad_output.dtype is y.dtype and grad_output.shape == y.shape
+                and grad_output.flags.c_contiguous and (n := _lean_rows(y, axis))):
+            if "backward" not in serial:
+                serial["backward"] = kernels.rowwise["backward"][0]
+            result = np.empty_like(y)
+            serial["backward"](grad_output.reshape(-1, n), y.reshape(-1, n), result.reshape(-1, n), max(1, y.size // n))
+            return result
         if (x is None) == (y is None):
             raise TypeError(f"{bname}: give exactly one of x (the forward's input) and y= (its output)")
         argname = "x" if y is None else "y"
         g = as_input(bname, "grad_output", grad_output)
         v = as_input(bname, argname, x if y is None else y)
-        rdt = np.result_type(result_dtype(bname, "grad_output", g.dtype), result_dtype(bname, argname, v.dtype))
+        rdt = _result_dtype2(bname, "grad_output", g.dtype, argname, v.dtype)
         cdt = compute_dtype(rdt)
         if g.shape != v.shape:
             raise ValueError(

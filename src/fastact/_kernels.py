@@ -381,6 +381,51 @@ def _neumaier_total(s, compensation):
     return s + compensation if math.isfinite(s) else s
 
 
+def _cached_njit(fn):
+    dispatcher = njit(**_JIT_OPTIONS)(fn)
+    _keyed_cache(dispatcher._cache)
+    return dispatcher
+
+
+@_cached_njit
+def channel_totals_rows(partial, channels, n_blocks, out):
+    """prelu's weight gradient from the rows form's task sums: row r is channel
+    r % channels, and its n_blocks task sums follow each other in partial. out has one
+    element per channel, or one for a single weight shared by every channel. Neumaier
+    compensation across the tasks; in the weight's dtype without a warning where the
+    sum overflows it (inf, as a plain sum)."""
+    rows = partial.shape[0] // n_blocks
+    step = channels if out.shape[0] > 1 else 1
+    for c in range(out.shape[0]):
+        s = 0.0
+        compensation = 0.0
+        for r in range(c, rows, step):
+            for t in range(r * n_blocks, (r + 1) * n_blocks):
+                s, compensation = _neumaier_add(s, compensation, partial[t])
+        out[c] = _neumaier_total(s, compensation)
+
+
+@_cached_njit
+def channel_totals_columns(partial, compensations, out):
+    """The same from the columns form's per-block sums and compensations
+    (n_row_blocks, channels)."""
+    n_blocks, channels = partial.shape
+    single = out.shape[0] == 1
+    s = 0.0
+    compensation = 0.0
+    for j in range(channels):
+        if not single:
+            s = 0.0
+            compensation = 0.0
+        for b in range(n_blocks):
+            s, compensation = _neumaier_add(s, compensation, partial[b, j])
+            compensation += compensations[b, j]  # NaN only where partial[b, j] is not finite
+        if not single:
+            out[j] = _neumaier_total(s, compensation)
+    if single:
+        out[0] = _neumaier_total(s, compensation)
+
+
 def _channel_loops(f, df, dw, token, in_place=False):
     """in_place: out is the array that is read (x in a forward, g in a backward), and
     the rows are read from out itself. With two names for one array, LLVM's run-time
