@@ -369,18 +369,26 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
 def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
     name = f"{act.name}_backward"
     binder = Binder(name, act, first=2)
+    # as in make_forward: the small path keeps to closure variables
+    ndarray, empty_like, f32, f64 = np.ndarray, np.empty_like, F32, F64
+    small32, small64 = PARALLEL_MIN_SIZES[F32, "backward"], PARALLEL_MIN_SIZES[F64, "backward"]
+    typed_defaults = binder.typed_defaults
+    serial: list = []
 
     def backward(grad_output, x=None, *args, y=None, out=None, **kwargs):
         values = binder.bind(args, kwargs) if args or kwargs else None
-        if y is None and type(x) is np.ndarray and type(grad_output) is np.ndarray:
+        if y is None and type(x) is ndarray and type(grad_output) is ndarray:
             dt = x.dtype
             if (
-                (dt is F32 or dt is F64) and grad_output.dtype is dt and x.size < parallel_min_size(dt, "backward")
+                (dt is f32 or dt is f64) and grad_output.dtype is dt and x.size < (small32 if dt is f32 else small64)
                 and x.ndim == 1 and grad_output.shape == x.shape
             ):  # the common small case, kept lean
-                result = np.empty_like(x) if out is None else _fast_out(out, x, dt, grad_output)
+                result = empty_like(x) if out is None else _fast_out(out, x, dt, grad_output)
                 if result is not None:
-                    kernels.backward["flat"][0](grad_output, x, result, binder.typed(values, dt))
+                    if not serial:
+                        serial.append(kernels.backward["flat"][0])
+                    params = typed_defaults[dt] if values is None else binder.typed(values, dt)
+                    serial[0](grad_output, x, result, params)
                     return result
         if (x is None) == (y is None):
             raise TypeError(f"{name}: give exactly one of x (the forward's input) and y= (its output)")
