@@ -1,4 +1,4 @@
-"""``python -m fastact info | warm | bench``."""
+"""``python -m fastact info | warm | bench | apply``."""
 
 from __future__ import annotations
 
@@ -160,8 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--budget", type=float, default=0.12, help="seconds of timing per contender and case")
     b.add_argument("--json", metavar="FILE", help="write the results as JSON")
     b.add_argument("--plot", metavar="FILE.png", help="write a bar chart (needs matplotlib)")
+    from fastact import _apply
+
+    _apply.add_parser(sub)
     args = parser.parse_args(argv)
-    return {"info": _info, "warm": _warm, "bench": _bench}[args.command](args)
+    return {"info": _info, "warm": _warm, "bench": _bench, "apply": _apply.main}[args.command](args)
 
 
 if __name__ == "__main__":

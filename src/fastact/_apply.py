@@ -1,0 +1,207 @@
+"""``python -m fastact apply NAME IN.npy [OUT.npy]``: an activation over a .npy file larger
+than memory, memory-mapped and in chunks.
+
+The call is checked on a one-element slice before any output exists (a bad parameter,
+an unsupported dtype or a mismatched gradient file stops it there). A new OUT is written
+to a temporary file beside it and renamed into place only when every chunk is done, so
+an interrupted or failed run leaves no half-written OUT. ``--in-place`` writes over IN
+(or, with ``--backward``, over GRAD, as ``out=grad_output`` does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CHUNK_BYTES = 1 << 26  # 64 MiB of input per chunk: large enough for the parallel kernels
+
+
+class ApplyError(Exception):
+    """A problem with the command line or the files, reported without a traceback."""
+
+
+def _open(path: Path, what: str, mode: str = "r") -> np.memmap:
+    try:
+        with open(path, "rb") as fh:
+            np.lib.format.read_magic(fh)
+    except FileNotFoundError:
+        raise ApplyError(f"{what} {path}: no such file") from None
+    except (OSError, ValueError) as e:
+        raise ApplyError(f"{what} {path}: not a .npy file ({e})") from None
+    try:
+        a = np.lib.format.open_memmap(path, mode=mode)
+    except (OSError, ValueError) as e:
+        raise ApplyError(f"{what} {path}: cannot be memory-mapped ({e})") from None
+    if a.dtype.hasobject:
+        raise ApplyError(f"{what} {path}: holds Python objects, which fastact does not support")
+    return a
+
+
+def _params(act: Any, items: list[str]) -> dict[str, Any]:
+    """--param NAME=VALUE, as the activation's parameters (a choice by name, others as floats)."""
+    declared = {p.name: p for p in act.params}
+    if act.kind == "rowwise":
+        declared_names = ["axis"]
+    elif act.kind == "channelwise":
+        declared_names = ["weight", "axis"]
+    else:
+        declared_names = list(declared)
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in declared_names:
+            known = ", ".join(declared_names) or "none"
+            raise ApplyError(f"--param {item!r}: expected NAME=VALUE, NAME one of {act.name}'s parameters ({known})")
+        p = declared.get(name)
+        try:
+            if name == "axis":
+                out[name] = int(value)
+            elif name == "weight":
+                out[name] = np.array([float(v) for v in value.split(",")])
+            else:
+                out[name] = value if p.choices else float(value)
+        except ValueError:
+            raise ApplyError(f"--param {item!r}: {value!r} is not a number") from None
+    return out
+
+
+def _chunks(n: int, step: int, progress: bool, desc: str) -> Iterable[tuple[int, int]]:
+    spans = [(s, min(s + step, n)) for s in range(0, n, step)]
+    if progress:
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            pass
+        else:
+            return tqdm(spans, desc=desc, unit="chunk", file=sys.stderr)
+    return spans
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """a's elements in memory order, as a 1-D view (C or Fortran order)."""
+    return a.reshape(-1, order="F" if a.flags.f_contiguous and not a.flags.c_contiguous else "C")
+
+
+def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: Path | None,
+          in_place: bool, chunk_bytes: int = CHUNK_BYTES, progress: bool = True) -> Path:
+    import fastact as fa
+
+    if name not in fa.ACTIVATIONS:
+        raise ApplyError(f"unknown activation {name!r}; known: {', '.join(fa.ACTIVATIONS)}")
+    act = fa.ACTIVATIONS[name]
+    if in_place == (dst is not None):
+        raise ApplyError("give OUT.npy, or --in-place (to write over IN, or over GRAD with --backward)")
+    kw = _params(act, params)
+    x = _open(src, "IN", "r+" if in_place and backward is None else "r")
+    g = _open(backward, "GRAD", "r+" if in_place else "r") if backward is not None else None
+    if g is not None and g.shape != x.shape:
+        raise ApplyError(f"GRAD {backward} has shape {g.shape}, IN {src} has shape {x.shape}")
+    if g is not None and (_flat(g).flags.f_contiguous and not g.flags.c_contiguous) != (
+            _flat(x).flags.f_contiguous and not x.flags.c_contiguous):
+        raise ApplyError("IN and GRAD must have the same memory order (both C or both Fortran)")
+    if dst is not None and dst.exists() and any(
+            p is not None and os.path.samefile(dst, p) for p in (src, backward)):
+        raise ApplyError(f"OUT {dst} is an input file: use --in-place to write over it")
+
+    fn = getattr(fa, f"{name}_backward" if g is not None else name)
+    rowwise = act.kind != "elementwise"
+    if rowwise:
+        # whole rows (or, for prelu, whole leading slices) per chunk, so that every chunk
+        # is a complete, independent call
+        if act.kind == "channelwise" and g is not None:
+            raise ApplyError("prelu_backward returns a weight gradient too: use fastact.prelu_backward in Python")
+        axis = kw.get("axis", -1 if act.kind == "rowwise" else 1)
+        if x.ndim and not x.flags.c_contiguous:
+            raise ApplyError(f"{name}: the file must be in C order")
+        if act.kind == "rowwise" and x.ndim and axis % x.ndim != x.ndim - 1:
+            raise ApplyError(f"{name}: apply runs along the last axis only (axis=-1)")
+        if act.kind == "channelwise" and x.ndim >= 2 and axis % x.ndim == 0:
+            raise ApplyError("prelu: apply splits the file along axis 0, which cannot be the channel axis")
+
+    def call(xs, gs, out):
+        args = (gs, xs) if gs is not None else (xs,)
+        return fn(*args, **kw, out=out) if out is not None else fn(*args, **kw)
+
+    def split(a: np.ndarray) -> np.ndarray:
+        """The view that is cut into chunks: whole rows (softmax: a 1-D file is one row),
+        whole leading slices (prelu), or the flat elements."""
+        if not (rowwise and a.ndim):
+            return _flat(a)
+        return a.reshape(-1, a.shape[-1]) if act.kind == "rowwise" else a
+
+    xs, gs = split(x), None if g is None else split(g)
+    # check everything on one element (one row, one leading slice) before writing anything
+    try:
+        probe = np.asarray(call(np.array(xs[:1]), None if gs is None else np.array(gs[:1]), None))
+    except (TypeError, ValueError) as e:
+        raise ApplyError(str(e)) from None
+    if in_place:
+        target_arr = x if g is None else g
+        if probe.dtype != target_arr.dtype:
+            raise ApplyError(f"--in-place: the result is {probe.dtype}, the file holds {target_arr.dtype}")
+
+    tmp: Path | None = None
+    if in_place:
+        out_arr = x if g is None else g
+    else:
+        try:
+            fd, name_tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".partial")
+            os.close(fd)
+            tmp = Path(name_tmp)
+            order = x.flags.f_contiguous and not x.flags.c_contiguous and x.ndim > 1
+            out_arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=probe.dtype, shape=x.shape, fortran_order=order)
+        except OSError as e:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+            raise ApplyError(f"OUT {dst}: cannot be written ({e.strerror or e})") from None
+    try:
+        os_ = split(out_arr)
+        step = max(1, chunk_bytes // max(1, xs[0].nbytes if xs.ndim > 1 else xs.itemsize))
+        for s, e in _chunks(xs.shape[0], step, progress, f"fastact apply {name}"):
+            call(xs[s:e], None if gs is None else gs[s:e], os_[s:e])
+        del os_
+        out_arr.flush()
+    except BaseException:
+        del out_arr
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise
+    if tmp is None:
+        return src if g is None else backward
+    del out_arr
+    os.replace(tmp, dst)
+    return dst
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        written = apply(args.name, Path(args.input), Path(args.output) if args.output else None, args.param,
+                        Path(args.backward) if args.backward else None, args.in_place,
+                        chunk_bytes=args.chunk_mb << 20, progress=not args.quiet)
+    except ApplyError as e:
+        print(f"fastact apply: {e}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(f"wrote {written}")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    a = sub.add_parser("apply", help="an activation over a .npy file, memory-mapped and in chunks")
+    a.add_argument("name", metavar="NAME", help="the activation (relu, gelu, softmax, ...)")
+    a.add_argument("input", metavar="IN.npy", help="the input x")
+    a.add_argument("output", metavar="OUT.npy", nargs="?", help="where the result goes (not with --in-place)")
+    a.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a parameter, e.g. --param negative_slope=0.2 (repeat for more)")
+    a.add_argument("--backward", metavar="GRAD.npy", help="compute NAME_backward(GRAD, IN) instead")
+    a.add_argument("--in-place", action="store_true", help="write over IN (over GRAD with --backward)")
+    a.add_argument("--chunk-mb", type=int, default=CHUNK_BYTES >> 20, help="MiB of input per chunk (default 64)")
+    a.add_argument("--quiet", action="store_true", help="no progress bar and no closing line")
+    a.set_defaults(func=main)
