@@ -92,6 +92,8 @@ def test_errors_leave_nothing_behind(tmp_path):
     save(tmp_path / "c.npy", x.astype(np.complex64))
     save(tmp_path / "g4.npy", np.ones(4, np.float32))
     save(tmp_path / "i.npy", np.arange(10))
+    save(tmp_path / "x2.npy", np.ones((50, 100), np.float32))
+    save(tmp_path / "g2f.npy", np.asfortranarray(np.ones((50, 100), np.float32)))
     cases = [
         (("relu", tmp_path / "text.npy", tmp_path / "o.npy"), {}, "not a .npy file"),
         (("relu", tmp_path / "missing.npy", tmp_path / "o.npy"), {}, "no such file"),
@@ -105,6 +107,9 @@ def test_errors_leave_nothing_behind(tmp_path):
         (("relu", src, None), {}, "OUT.npy, or --in-place"),
         (("relu", tmp_path / "i.npy", None), {"in_place": True}, "float64"),
         (("nope", src, tmp_path / "o.npy"), {}, "unknown activation"),
+        (("relu", tmp_path / "x2.npy", tmp_path / "o.npy"), {"backward": tmp_path / "g2f.npy"}, "memory order"),
+        (("prelu", tmp_path / "x2.npy", tmp_path / "o.npy", "weight=1,2"), {}, "weight"),
+        (("softmax", tmp_path / "x2.npy", tmp_path / "o.npy", "axis=0"), {}, "last axis"),
     ]
     for args, kw, words in cases:
         with pytest.raises(_apply.ApplyError, match=words):

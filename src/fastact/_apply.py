@@ -103,8 +103,7 @@ def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: P
     g = _open(backward, "GRAD", "r+" if in_place else "r") if backward is not None else None
     if g is not None and g.shape != x.shape:
         raise ApplyError(f"GRAD {backward} has shape {g.shape}, IN {src} has shape {x.shape}")
-    if g is not None and (_flat(g).flags.f_contiguous and not g.flags.c_contiguous) != (
-            _flat(x).flags.f_contiguous and not x.flags.c_contiguous):
+    if g is not None and g.flags.c_contiguous != x.flags.c_contiguous:
         raise ApplyError("IN and GRAD must have the same memory order (both C or both Fortran)")
     if dst is not None and dst.exists() and any(
             p is not None and os.path.samefile(dst, p) for p in (src, backward)):
