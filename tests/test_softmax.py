@@ -75,7 +75,8 @@ def ref_backward(name, g, y, axis=-1):
 
 
 # Measured over random rows of 1-400 elements at scales 0.1 to 1000 (the float64 sums
-# are within a few eps for such rows; their worst case grows with the row's length).
+# are within a few eps for such rows; their worst case grows with the row's length, and
+# forward_ok accepts softmax float64 within that worst case too).
 FORWARD_ULP = {("softmax", "float32"): 2, ("softmax", "float64"): 6,
                ("log_softmax", "float32"): 1, ("log_softmax", "float64"): 2}
 SUM_EPS = 4
@@ -91,6 +92,13 @@ def forward_ok(name, got, x, axis=-1):
     want = ref_forward(name, x, axis).astype(got.dtype)
     bound = FORWARD_ULP[name, got.dtype.name]
     ok = ulp_distance(got, want) <= bound
+    if name == "softmax" and got.dtype == np.float64 and x.ndim:
+        # FORWARD_ULP is what was measured; the guarantee is the error bound of the
+        # uncompensated float64 sum of n exponentials (each within an ulp), plus the
+        # division's rounding: (n + 2) eps relative. A 16-element column reached 7 ulp.
+        n = x.shape[axis]
+        with np.errstate(invalid="ignore"):
+            ok |= np.abs(got - want) <= (n + 2) * float(np.finfo(np.float64).eps) * np.abs(want)
     if name == "log_softmax":
         eps = float(np.finfo(got.dtype).eps)
         x64 = np.asarray(x, np.float64)
