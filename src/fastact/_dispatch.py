@@ -90,6 +90,13 @@ def _result_dtype2(function: str, name1: str, dtype1: np.dtype, name2: str, dtyp
     return np.result_type(result_dtype(function, name1, dtype1), result_dtype(function, name2, dtype2))
 
 
+def _defers(a: Any) -> bool:
+    """a is an array type that implements NumPy's ufunc protocol itself (dask, xarray,
+    pandas): it gets the activation's ufunc, as np.exp would hand it, and so stays lazy
+    (dask) or keeps its coordinates (xarray) instead of being converted to an ndarray."""
+    return not isinstance(a, np.ndarray | np.generic) and getattr(type(a), "__array_ufunc__", None) is not None
+
+
 def compute_dtype(dtype: np.dtype) -> np.dtype:
     return F32 if dtype is F16 or dtype == F16 else dtype
 
@@ -340,6 +347,11 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
                         return result
                     serial[0](x.reshape(-1), result.reshape(-1), params)
                     return result if x.ndim or out is not None else result[()]
+        if _defers(x):
+            if values is None and binder.default_values is None:
+                binder.typed_defaults[F64]  # raises: a required parameter is missing
+            return kernels.ufunc(x, *(binder.default_values if values is None else values),
+                                 **({} if out is None else {"out": out}))
         x = as_input(name, "x", x)
         rdt = result_dtype(name, "x", x.dtype)
         cdt = compute_dtype(rdt)
@@ -397,6 +409,12 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
             arg, argname = y, "y"
         else:
             arg, argname = x, "x"
+        if _defers(grad_output) or _defers(arg):
+            if values is None and binder.default_values is None:
+                binder.typed_defaults[F64]  # raises: a required parameter is missing
+            ufunc = kernels.backward_ufunc if y is None else kernels.backward_from_y_ufunc
+            return ufunc(grad_output, arg, *(binder.default_values if values is None else values),
+                         **({} if out is None else {"out": out}))
         g = as_input(name, "grad_output", grad_output)
         v = as_input(name, argname, arg)
         rdt = _result_dtype2(name, "grad_output", g.dtype, argname, v.dtype)
