@@ -155,16 +155,13 @@ def _reduce32(x):
     return k, r
 
 
+# e^r - 1 = r + r^2 (1/2! + r/3! + ... + r^5/7!)
+_expm1_taylor32 = _polynomial(tuple(np.float32(1.0 / math.factorial(n)) for n in range(7, 1, -1)))
+
+
 @register_jitable
 def _expm1_poly32(r):
-    # e^r - 1 = r + r^2/2! + ... + r^7/7!
-    p = np.float32(1.0 / 5040.0)
-    p = fma(p, r, np.float32(1.0 / 720.0))
-    p = fma(p, r, np.float32(1.0 / 120.0))
-    p = fma(p, r, np.float32(1.0 / 24.0))
-    p = fma(p, r, np.float32(1.0 / 6.0))
-    p = fma(p, r, np.float32(0.5))
-    return fma(r * r, p, r)
+    return fma(r * r, _expm1_taylor32(r), r)
 
 
 @register_jitable
@@ -227,22 +224,13 @@ def _reduce64(x):
     return k, r
 
 
+# e^r - 1 = r + r^2 (1/2! + r/3! + ... + r^11/13!)
+_expm1_taylor64 = _polynomial(tuple(1.0 / math.factorial(n) for n in range(13, 1, -1)))
+
+
 @register_jitable
 def _expm1_poly64(r):
-    # e^r - 1 = r + r^2/2! + ... + r^13/13!
-    p = 1.0 / 6227020800.0
-    p = fma(p, r, 1.0 / 479001600.0)
-    p = fma(p, r, 1.0 / 39916800.0)
-    p = fma(p, r, 1.0 / 3628800.0)
-    p = fma(p, r, 1.0 / 362880.0)
-    p = fma(p, r, 1.0 / 40320.0)
-    p = fma(p, r, 1.0 / 5040.0)
-    p = fma(p, r, 1.0 / 720.0)
-    p = fma(p, r, 1.0 / 120.0)
-    p = fma(p, r, 1.0 / 24.0)
-    p = fma(p, r, 1.0 / 6.0)
-    p = fma(p, r, 0.5)
-    return fma(r * r, p, r)
+    return fma(r * r, _expm1_taylor64(r), r)
 
 
 _F64_TWO_M1000, _F64_TWO_P1000 = 2.0**-1000, 2.0**1000
