@@ -94,6 +94,13 @@ def _keyed_cache(cache) -> None:
         cache._cache_file.__class__ = _KeyedCacheFile
 
 
+def _cached_njit(fn, **options):
+    """njit with fastact's options, cached on disk under the keyed cache files."""
+    dispatcher = njit(**_JIT_OPTIONS, **options)(fn)
+    _keyed_cache(dispatcher._cache)
+    return dispatcher
+
+
 def _jit_variants(fn: types.FunctionType, qualname: str) -> tuple:
     """(serial, parallel) dispatchers compiled from one loop body."""
     variants = []
@@ -102,9 +109,7 @@ def _jit_variants(fn: types.FunctionType, qualname: str) -> tuple:
             fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
         )
         clone.__qualname__ = f"{qualname}.{'parallel' if parallel else 'serial'}"
-        dispatcher = njit(parallel=parallel, **_JIT_OPTIONS)(clone)
-        _keyed_cache(dispatcher._cache)
-        variants.append(dispatcher)
+        variants.append(_cached_njit(clone, parallel=parallel))
     return tuple(variants)
 
 
@@ -381,12 +386,6 @@ def _neumaier_total(s, compensation):
     return s + compensation if math.isfinite(s) else s
 
 
-def _cached_njit(fn):
-    dispatcher = njit(**_JIT_OPTIONS)(fn)
-    _keyed_cache(dispatcher._cache)
-    return dispatcher
-
-
 @_cached_njit
 def channel_totals_rows(partial, channels, n_blocks, out):
     """prelu's weight gradient from the rows form's task sums: row r is channel
@@ -410,20 +409,15 @@ def channel_totals_columns(partial, compensations, out):
     """The same from the columns form's per-block sums and compensations
     (n_row_blocks, channels)."""
     n_blocks, channels = partial.shape
-    single = out.shape[0] == 1
-    s = 0.0
-    compensation = 0.0
-    for j in range(channels):
-        if not single:
-            s = 0.0
-            compensation = 0.0
-        for b in range(n_blocks):
-            s, compensation = _neumaier_add(s, compensation, partial[b, j])
-            compensation += compensations[b, j]  # NaN only where partial[b, j] is not finite
-        if not single:
-            out[j] = _neumaier_total(s, compensation)
-    if single:
-        out[0] = _neumaier_total(s, compensation)
+    for c in range(out.shape[0]):
+        j0, j1 = (c, c + 1) if out.shape[0] > 1 else (0, channels)
+        s = 0.0
+        compensation = 0.0
+        for j in range(j0, j1):
+            for b in range(n_blocks):
+                s, compensation = _neumaier_add(s, compensation, partial[b, j])
+                compensation += compensations[b, j]  # NaN only where partial[b, j] is not finite
+        out[c] = _neumaier_total(s, compensation)
 
 
 def _channel_loops(f, df, dw, token, in_place=False):
