@@ -97,6 +97,11 @@ def _defers(a: Any) -> bool:
     return not isinstance(a, np.ndarray | np.generic) and getattr(type(a), "__array_ufunc__", None) is not None
 
 
+def _deferred(ufunc: np.ufunc, inputs: tuple, params: tuple[float, ...], out: Any) -> Any:
+    """The activation's ufunc over inputs of which one _defers: their type computes it."""
+    return ufunc(*inputs, *params) if out is None else ufunc(*inputs, *params, out=out)
+
+
 def compute_dtype(dtype: np.dtype) -> np.dtype:
     return F32 if dtype is F16 or dtype == F16 else dtype
 
@@ -284,6 +289,14 @@ class Binder:
                 pass
         return checked
 
+    def given_or_default(self, values: tuple[float, ...] | None) -> tuple[float, ...]:
+        """values, or the validated defaults (raising when a required parameter is missing)."""
+        if values is not None:
+            return values
+        if self.default_values is None:
+            self.typed_defaults[F64]  # raises: the call gave none of the required parameters
+        return self.default_values
+
     def typed(self, values: tuple[float, ...] | None, dtype: np.dtype) -> tuple:
         if values is None:
             return self.typed_defaults[dtype]
@@ -348,10 +361,7 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
                     serial[0](x.reshape(-1), result.reshape(-1), params)
                     return result if x.ndim or out is not None else result[()]
         if _defers(x):
-            if values is None and binder.default_values is None:
-                binder.typed_defaults[F64]  # raises: a required parameter is missing
-            return kernels.ufunc(x, *(binder.default_values if values is None else values),
-                                 **({} if out is None else {"out": out}))
+            return _deferred(kernels.ufunc, (x,), binder.given_or_default(values), out)
         x = as_input(name, "x", x)
         rdt = result_dtype(name, "x", x.dtype)
         cdt = compute_dtype(rdt)
@@ -410,11 +420,8 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
         else:
             arg, argname = x, "x"
         if _defers(grad_output) or _defers(arg):
-            if values is None and binder.default_values is None:
-                binder.typed_defaults[F64]  # raises: a required parameter is missing
             ufunc = kernels.backward_ufunc if y is None else kernels.backward_from_y_ufunc
-            return ufunc(grad_output, arg, *(binder.default_values if values is None else values),
-                         **({} if out is None else {"out": out}))
+            return _deferred(ufunc, (grad_output, arg), binder.given_or_default(values), out)
         g = as_input(name, "grad_output", grad_output)
         v = as_input(name, argname, arg)
         rdt = _result_dtype2(name, "grad_output", g.dtype, argname, v.dtype)
