@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ._dispatch import _fortran
+
 CHUNK_BYTES = 1 << 26  # 64 MiB of input per chunk: large enough for the parallel kernels
 
 
@@ -86,7 +88,7 @@ def _chunks(n: int, step: int, progress: bool, desc: str) -> Iterable[tuple[int,
 
 def _flat(a: np.ndarray) -> np.ndarray:
     """a's elements in memory order, as a 1-D view (C or Fortran order)."""
-    return a.reshape(-1, order="F" if a.flags.f_contiguous and not a.flags.c_contiguous else "C")
+    return a.reshape(-1, order="F" if _fortran(a) else "C")
 
 
 def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: Path | None,
@@ -141,21 +143,18 @@ def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: P
         probe = np.asarray(call(np.array(xs[:1]), None if gs is None else np.array(gs[:1]), None))
     except (TypeError, ValueError) as e:
         raise ApplyError(str(e)) from None
-    if in_place:
-        target_arr = x if g is None else g
-        if probe.dtype != target_arr.dtype:
-            raise ApplyError(f"--in-place: the result is {probe.dtype}, the file holds {target_arr.dtype}")
-
     tmp: Path | None = None
     if in_place:
         out_arr = x if g is None else g
+        if probe.dtype != out_arr.dtype:
+            raise ApplyError(f"--in-place: the result is {probe.dtype}, the file holds {out_arr.dtype}")
     else:
         try:
             fd, name_tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".partial")
             os.close(fd)
             tmp = Path(name_tmp)
-            order = x.flags.f_contiguous and not x.flags.c_contiguous and x.ndim > 1
-            out_arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=probe.dtype, shape=x.shape, fortran_order=order)
+            out_arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=probe.dtype, shape=x.shape,
+                                                fortran_order=_fortran(x))
         except OSError as e:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
