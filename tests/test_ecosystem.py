@@ -1,6 +1,8 @@
 """dask and xarray: fa.NAME and fa.NAME_backward hand them the activation's ufunc through
-NumPy's __array_ufunc__ protocol, so a dask array stays lazy and a DataArray keeps its
-coordinates. Skipped when dask or xarray is not installed (pip install 'fastact[dask]')."""
+NumPy's __array_ufunc__ protocol (softmax, log_softmax and prelu run per block of whole
+rows or channels), so a dask array stays lazy and a DataArray keeps its coordinates; a
+dask.distributed cluster of processes runs them. Skipped when dask or xarray is not
+installed (pip install 'fastact[dask]')."""
 
 from __future__ import annotations
 
@@ -40,6 +42,65 @@ def test_parameters_are_checked_before_anything_is_deferred():
         fa.gelu_backward(d, y=d)
 
 
+X3 = np.random.default_rng(2).normal(size=(50, 6, 7)).astype(np.float32) * 3
+G3 = np.random.default_rng(3).normal(size=X3.shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_softmax_on_dask_whole_rows_per_block(name, axis):
+    d, dg = da.from_array(X3, chunks=(10, 3, 4)), da.from_array(G3, chunks=(7, 2, 7))
+    forward, backward = getattr(fa, name), getattr(fa, f"{name}_backward")
+    y = forward(d, axis=axis)
+    from_y, from_x = backward(dg, y=y, axis=axis), backward(dg, d, axis=axis)
+    for lazy in (y, from_y, from_x):
+        assert isinstance(lazy, da.Array) and lazy.dtype == np.float32
+    # each block holds whole rows, so the blocks give exactly the in-memory result
+    want = forward(X3, axis=axis)
+    np.testing.assert_array_equal(y.compute(), want)
+    np.testing.assert_array_equal(from_y.compute(), backward(G3, y=want, axis=axis))
+    np.testing.assert_array_equal(from_x.compute(), backward(G3, X3, axis=axis))
+
+
+@pytest.mark.parametrize(("weight", "axis"), [
+    (np.linspace(0.1, 0.6, 6, dtype=np.float32), 1),
+    (np.float32([0.2]), 1),
+    (np.linspace(0.1, 0.6, 7), 2),
+])
+def test_prelu_on_dask(weight, axis):
+    d, dg = da.from_array(X3, chunks=(10, 3, 4)), da.from_array(G3, chunks=(7, 2, 7))
+    y = fa.prelu(d, weight, axis=axis)
+    gx, gw = fa.prelu_backward(dg, d, weight, axis=axis)
+    assert isinstance(y, da.Array) and isinstance(gx, da.Array) and isinstance(gw, da.Array)
+    np.testing.assert_array_equal(y.compute(), fa.prelu(X3, weight, axis=axis))
+    want_x, want_w = fa.prelu_backward(G3, X3, weight, axis=axis)
+    np.testing.assert_array_equal(gx.compute(), want_x)
+    assert gw.shape == weight.shape and gw.dtype == weight.dtype
+    # float64 sums per block, added up: against the exact sum, as tight as in memory
+    mask = np.moveaxis(X3, axis, -1) < 0
+    terms = np.moveaxis(G3.astype(np.float64) * X3, axis, -1)
+    exact = np.where(mask, terms, 0).reshape(-1, X3.shape[axis]).sum(axis=0)
+    if weight.size == 1:
+        exact = exact.sum(keepdims=True)
+    eps = float(np.finfo(weight.dtype).eps)
+    np.testing.assert_allclose(gw.compute(), exact, rtol=eps, atol=eps * np.abs(terms).sum())
+    np.testing.assert_allclose(want_w, exact, rtol=eps, atol=eps * np.abs(terms).sum())
+
+
+def test_rowwise_and_prelu_checks_come_first():
+    d = da.from_array(X3, chunks=10)
+    with pytest.raises(ValueError, match="weight"):
+        fa.prelu(d, np.ones(5))
+    with pytest.raises(ValueError, match="grad_output"):
+        fa.prelu_backward(d[:10], d, np.ones(6))
+    with pytest.raises(np.exceptions.AxisError, match="softmax"):
+        fa.softmax(d, axis=3)
+    with pytest.raises(TypeError, match="complex"):
+        fa.log_softmax(d.astype(np.complex64))
+    with pytest.raises(TypeError, match="out="):
+        fa.softmax(d, out=np.empty(X3.shape, np.float32))
+
+
 def test_xarray_keeps_coordinates():
     xr = pytest.importorskip("xarray")
     arr = xr.DataArray(X, dims=("sample", "feature"),
@@ -54,3 +115,41 @@ def test_xarray_keeps_coordinates():
     lazy = fa.silu(arr.chunk({"sample": 100}))  # dask-backed: still lazy
     assert isinstance(lazy.data, da.Array)
     np.testing.assert_array_equal(lazy.compute().values, fa.silu(X))
+    for result in (fa.softmax(arr, axis=0), fa.log_softmax_backward(arr, y=arr, axis=1),
+                   fa.prelu(arr.chunk({"sample": 100}), np.full(X.shape[1], 0.1, np.float32)),
+                   fa.prelu_backward(arr, arr, [0.3])[0]):
+        assert isinstance(result, xr.DataArray) and result.dims == arr.dims
+        assert list(result.coords["feature"].values) == list(arr.coords["feature"].values)
+    np.testing.assert_array_equal(fa.softmax(arr, axis=0).values, fa.softmax(X, axis=0))
+
+
+def _silu_errors(y, gx, x, g):
+    """Per block: the largest relative errors of silu and its gradient against float64."""
+    x64 = x.astype(np.float64)
+    s = 1 / (1 + np.exp(-x64))
+    forward = np.abs(y - x64 * s) / (np.abs(x64 * s) + 1e-300)
+    # relative to the gradient's condition, not its value (it crosses 0 near x = -1.28)
+    backward = np.abs(gx - g * s * (1 + x64 * (1 - s))) / (np.abs(g) * (s + np.abs(x64) * s * (1 - s)) + 1e-300)
+    return np.array([[forward.max(), backward.max()]])
+
+
+def test_local_cluster_processes_an_array_larger_than_a_workers_memory():
+    """Two worker processes with 512 MiB each stream a 768 MiB array through silu and its
+    backward: the functions travel to the workers pickled, each block is computed and
+    checked where it lives, and only the errors come back."""
+    distributed = pytest.importorskip("dask.distributed")
+    limit = 512 * 2**20
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=limit,
+                                 dashboard_address=None) as cluster,
+        distributed.Client(cluster),
+    ):
+        rows = (3 * limit // 2) // (4 << 20)  # one row of 2^20 float32 per chunk
+        x = da.random.default_rng(0).standard_normal((rows, 1 << 20), chunks=(1, 1 << 20), dtype=np.float32) * 4
+        g = da.random.default_rng(1).standard_normal(x.shape, chunks=x.chunks, dtype=np.float32)
+        assert x.nbytes > limit
+        y, gx = fa.silu(x), fa.silu_backward(g, x)
+        assert isinstance(y, da.Array) and isinstance(gx, da.Array)
+        errors = da.map_blocks(_silu_errors, y, gx, x, g, dtype=np.float64, chunks=(1, 2)).max(axis=0).compute()
+    eps = float(np.finfo(np.float32).eps)
+    assert errors[0] <= 4 * eps and errors[1] <= 8 * eps, errors

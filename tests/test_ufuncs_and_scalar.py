@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from numba import njit
 import fastact as fa
 
 from .conftest import ELEMENTWISE
-from .references import REFERENCES, first_params, numeric_params
+from .references import REFERENCES, first_params, numeric_params, ulp_distance
 
 
 @pytest.mark.parametrize("name", ELEMENTWISE)
@@ -105,3 +106,59 @@ def test_scalar_fused_into_a_user_kernel():
     bias_relu(x, b, out)
     np.testing.assert_array_equal(out, np.maximum(x + b, 0))
     assert leaky_grad_sum(np.array([-1.0, 2.0, 0.0]), 0.1) == pytest.approx(1.2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_user_kernel_vectorises(dtype):
+    """The README's bias + activation kernel: the scalar functions inline into the user's
+    loop and it compiles to packed AVX instructions (bench/fused_bias.py times it against
+    the copy roofline). error_model="numpy", as fastact's own kernels use: Python's
+    division checks would keep the loop scalar."""
+    gelu = fa.scalar.gelu
+
+    @njit(error_model="numpy")
+    def bias_gelu(x, b, out):
+        for i in range(x.shape[0]):
+            for j in range(x.shape[1]):
+                out[i, j] = gelu(x[i, j] + b[j], 0.0)
+
+    x = np.linspace(-6, 6, 24, dtype=dtype).reshape(4, 6)
+    b = np.linspace(-1, 1, 6, dtype=dtype)
+    out = np.empty_like(x)
+    bias_gelu(x, b, out)
+    want = REFERENCES["gelu"].f((x + b).astype(np.float64), "none")
+    assert (ulp_distance(out, want.astype(dtype)) <= REFERENCES["gelu"].max_ulp[np.dtype(dtype).name] + 1).all()
+    asm = "".join(bias_gelu.inspect_asm().values())
+    # packed arithmetic on 256-bit registers (AVX2), e.g. vfmadd...ps/pd %ymm
+    packed = re.findall(r"\bv(?:fmadd|mul|add)\w*p[sd]\s+[^\n]*%ymm", asm)
+    assert len(packed) >= 8, "the fused loop did not vectorise"
+
+
+PICKLERS = ["pickle", "cloudpickle"]
+
+
+@pytest.mark.parametrize("pickler", PICKLERS)
+def test_public_functions_and_ufuncs_pickle(pickler):
+    """By reference (module and name), as NumPy's ufuncs do, so they travel to other processes."""
+    p = pytest.importorskip(pickler)
+    for name, act in fa.ACTIVATIONS.items():
+        for fn in (act.forward, act.backward):
+            assert p.loads(p.dumps(fn)) is fn
+        if act.kind == "elementwise":
+            for u in (getattr(fa.ufuncs, name), getattr(fa.ufuncs, f"{name}_backward")):
+                assert p.loads(p.dumps(u)) is u
+
+
+def test_pickled_functions_run_in_another_process():
+    import subprocess
+    import sys
+
+    payload = pickle.dumps([fa.gelu, fa.softmax, fa.ufuncs.leaky_relu, fa.prelu_backward])
+    code = (
+        "import pickle, sys; import numpy as np\n"
+        "gelu, softmax, leaky, prelu_backward = pickle.loads(sys.stdin.buffer.read())\n"
+        "x = np.array([-1.0, 0.0, 2.0])\n"
+        "print(gelu(x)[0] < 0, softmax(x).sum().round(12), leaky(x, 0.5)[0], prelu_backward(x, x, [0.1])[1][0])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], input=payload, capture_output=True, check=True, timeout=300)
+    assert done.stdout.split() == [b"True", b"1.0", b"-0.5", b"1.0"]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _threading
+from . import _lazy, _threading
 from ._kernels import Kernels, channel_totals_columns, channel_totals_rows
 from ._registry import Activation
 
@@ -100,6 +100,16 @@ def _defers(a: Any) -> bool:
 def _deferred(ufunc: np.ufunc, inputs: tuple, params: tuple[float, ...], out: Any) -> Any:
     """The activation's ufunc over inputs of which one _defers: their type computes it."""
     return ufunc(*inputs, *params) if out is None else ufunc(*inputs, *params, out=out)
+
+
+def _lazy_dtype(function: str, out: Any, *named: tuple[str, Any]) -> np.dtype:
+    """The result dtype for dask/xarray input (softmax, log_softmax, prelu), checked before
+    anything is deferred; out= has no meaning for a lazy result."""
+    if out is not None:
+        raise TypeError(f"{function}: out= is not supported for dask or xarray input")
+    dtypes = [result_dtype(function, name, np.dtype(a.dtype) if hasattr(a, "dtype") else np.asarray(a).dtype)
+              for name, a in named]
+    return np.result_type(*dtypes)
 
 
 def compute_dtype(dtype: np.dtype) -> np.dtype:
@@ -578,6 +588,9 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
     fname, bname = act.name, f"{act.name}_backward"
 
     def prelu(x, weight, *, axis=1, out=None):
+        if _lazy.kind(x):
+            return _lazy.prelu_forward(prelu, x, as_input(fname, "weight", weight), axis,
+                                       _lazy_dtype(fname, out, ("x", x)))
         x = as_input(fname, "x", x)
         rdt = result_dtype(fname, "x", x.dtype)
         cdt = compute_dtype(rdt)
@@ -602,6 +615,9 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         return out
 
     def prelu_backward(grad_output, x, weight, *, axis=1, out=None):
+        if _lazy.kind(grad_output) or _lazy.kind(x):
+            return _lazy.prelu_backward(prelu_backward, grad_output, x, as_input(bname, "weight", weight), axis,
+                                        _lazy_dtype(bname, out, ("grad_output", grad_output), ("x", x)))
         g = as_input(bname, "grad_output", grad_output)
         x = as_input(bname, "x", x)
         rdt = _result_dtype2(bname, "grad_output", g.dtype, "x", x.dtype)
@@ -790,6 +806,8 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
             # one task of all rows: the serial kernel runs its tasks in order anyway
             serial["forward"](x.reshape(-1, n), result.reshape(-1, n), max(1, x.size // n))
             return result
+        if _lazy.kind(x):
+            return _lazy.rowwise_forward(forward, x, axis, _lazy_dtype(fname, out, ("x", x)))
         x = as_input(fname, "x", x)
         rdt = result_dtype(fname, "x", x.dtype)
         cdt = compute_dtype(rdt)
@@ -810,6 +828,10 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         if (x is None) == (y is None):
             raise TypeError(f"{bname}: give exactly one of x (the forward's input) and y= (its output)")
         argname = "x" if y is None else "y"
+        if _lazy.kind(grad_output) or _lazy.kind(x if y is None else y):
+            v = x if y is None else y
+            return _lazy.rowwise_backward(backward, grad_output, v, y is not None, axis,
+                                          _lazy_dtype(bname, out, ("grad_output", grad_output), (argname, v)))
         g = as_input(bname, "grad_output", grad_output)
         v = as_input(bname, argname, x if y is None else y)
         rdt = _result_dtype2(bname, "grad_output", g.dtype, argname, v.dtype)

@@ -1,0 +1,131 @@
+"""softmax, log_softmax and prelu on dask arrays and xarray DataArrays.
+
+The element-wise activations reach dask and xarray as ufuncs (``_dispatch._deferred``).
+These three are not element-wise: a row of softmax needs its whole row, and prelu's
+weight gradient is a sum over everything but the channel axis. Here a dask array is
+rechunked so that each block holds whole rows (whole channel runs for prelu) and fastact's
+own function runs on each block, lazily; prelu's weight gradient is a per-block float64
+sum, added up by dask. A DataArray gets the same call on its data (NumPy or dask) and
+keeps its dimensions and coordinates. Nothing here imports dask or xarray.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+
+def kind(a: Any) -> str | None:
+    """'dask' for a dask array, 'xarray' for a DataArray, else None."""
+    module = type(a).__module__
+    if module.startswith("dask.") and hasattr(a, "map_blocks") and hasattr(a, "rechunk"):
+        return "dask"
+    if module.startswith("xarray.") and hasattr(a, "dims") and hasattr(a, "copy"):
+        return "xarray"
+    return None
+
+
+def _axis(function: str, axis: Any, ndim: int) -> int:
+    from ._dispatch import _normalize_axis
+
+    return _normalize_axis(function, axis, ndim)
+
+
+def _data(a: Any) -> Any:
+    return a.data if kind(a) == "xarray" else a
+
+
+def _whole(a: Any, axis: int) -> Any:
+    return a.rechunk({axis: -1}) if a.ndim else a
+
+
+def rowwise_forward(fn: Any, x: Any, axis: Any, rdt: np.dtype) -> Any:
+    if kind(x) == "xarray":
+        return x.copy(data=fn(x.data, axis=axis))
+    ax = _axis(fn.__name__, axis, x.ndim)
+    return _whole(x, ax).map_blocks(partial(fn, axis=ax), dtype=rdt)
+
+
+def _row_backward(g: np.ndarray, v: np.ndarray, *, fn: Any, axis: int, from_y: bool) -> np.ndarray:
+    return fn(g, y=v, axis=axis) if from_y else fn(g, v, axis=axis)
+
+
+def rowwise_backward(fn: Any, g: Any, v: Any, from_y: bool, axis: Any, rdt: np.dtype) -> Any:
+    like = g if kind(g) == "xarray" else v
+    if kind(like) == "xarray":
+        data = rowwise_backward(fn, _data(g), _data(v), from_y, axis, rdt)
+        if kind(data) is None:  # NumPy-backed DataArrays: the call above went to NumPy
+            data = _row_backward(np.asarray(_data(g)), np.asarray(_data(v)), fn=fn, axis=axis, from_y=from_y)
+        return like.copy(data=data)
+    if kind(g) != "dask" and kind(v) != "dask":
+        return _row_backward(np.asarray(g), np.asarray(v), fn=fn, axis=axis, from_y=from_y)
+    import dask.array as da  # one of them is a dask array, so dask is there
+
+    g, v = da.asarray(g), da.asarray(v)
+    ax = _axis(fn.__name__, axis, v.ndim)
+    v = _whole(v, ax)
+    return da.map_blocks(partial(_row_backward, fn=fn, axis=ax, from_y=from_y), g.rechunk(v.chunks), v, dtype=rdt)
+
+
+def _per_channel(fn: Any, x: Any, w: np.ndarray, axis: Any) -> int | None:
+    """The channel axis when the weight has one slope per channel, else None (one slope
+    for everything). Checks the weight's length as fastact.prelu does."""
+    channels = x.shape[_axis(fn.__name__, axis, x.ndim)] if x.ndim >= 2 else 1
+    if w.ndim > 1 or w.size not in (1, channels):
+        raise ValueError(
+            f"{fn.__name__}: weight must have 1 or {channels} (x.shape[axis]) elements, got shape {w.shape}"
+        )
+    return _axis(fn.__name__, axis, x.ndim) if w.size > 1 else None
+
+
+def prelu_forward(fn: Any, x: Any, weight: Any, axis: Any, rdt: np.dtype) -> Any:
+    if kind(x) == "xarray":
+        return x.copy(data=fn(x.data, weight, axis=axis))
+    w = np.asarray(weight)
+    ax = _per_channel(fn, x, w, axis)
+    if ax is not None:
+        x = _whole(x, ax)  # every block sees all channels: the weight goes in whole
+    return x.map_blocks(partial(fn, weight=w, axis=axis), dtype=rdt)
+
+
+def _prelu_grad_x(g: np.ndarray, x: np.ndarray, *, fn: Any, weight: np.ndarray, axis: int) -> np.ndarray:
+    return fn(g, x, weight, axis=axis)[0]
+
+
+def _prelu_grad_weight(g: np.ndarray, x: np.ndarray, *, fn: Any, weight: np.ndarray, axis: Any,
+                       channel_axis: int | None) -> np.ndarray:
+    """The block's weight gradient in float64, shaped to sit at the block's place in a
+    grid of blocks: 1 along every axis but the channel axis."""
+    partial_sum = fn(g, x, weight.astype(np.float64), axis=axis)[1]
+    shape = [1] * x.ndim
+    if channel_axis is not None:
+        shape[channel_axis] = weight.size
+    return partial_sum.reshape(shape)
+
+
+def prelu_backward(fn: Any, g: Any, x: Any, weight: Any, axis: Any, rdt: np.dtype) -> tuple[Any, Any]:
+    if kind(x) == "xarray" or kind(g) == "xarray":
+        like = x if kind(x) == "xarray" else g
+        gx, gw = prelu_backward(fn, _data(g), _data(x), weight, axis, rdt)
+        return like.copy(data=gx), gw
+    if kind(g) != "dask" and kind(x) != "dask":
+        return fn(np.asarray(g), np.asarray(x), weight, axis=axis)
+    import dask.array as da  # one of them is a dask array, so dask is there
+
+    w = np.asarray(weight)
+    g, x = da.asarray(g), da.asarray(x)
+    if g.shape != x.shape:
+        raise ValueError(f"{fn.__name__}: grad_output has shape {g.shape}, which does not match x's shape {x.shape}")
+    ax = _per_channel(fn, x, w, axis)
+    if ax is not None:
+        x = _whole(x, ax)
+    g = g.rechunk(x.chunks)
+    grad_x = da.map_blocks(partial(_prelu_grad_x, fn=fn, weight=w, axis=axis), g, x, dtype=rdt)
+    grid = tuple((w.size,) if i == ax else (1,) * len(c) for i, c in enumerate(x.chunks))
+    partials = da.map_blocks(partial(_prelu_grad_weight, fn=fn, weight=w, axis=axis, channel_axis=ax), g, x,
+                             dtype=np.float64, chunks=grid)
+    wdt = w.dtype if w.dtype in (np.float16, np.float32, np.float64) else np.dtype(np.float64)
+    grad_weight = partials.sum(axis=tuple(i for i in range(x.ndim) if i != ax)).astype(wdt).reshape(w.shape)
+    return grad_x, grad_weight
