@@ -116,6 +116,9 @@ class Activation:
     formula: str = ""
     derivative: str = ""
     summary: str = ""
+    # what the docstrings' examples print (forward, backward), as NumPy's repr: written
+    # from the tests' float64 references, and checked by running them as doctests
+    examples: tuple[str, str] = ("", "")
     kind: str = "elementwise"
     # a check across parameters (hardtanh's min_val <= max_val): a message naming them, or None
     params_check: Callable[..., str | None] | None = None
@@ -233,6 +236,7 @@ def elementwise(
     formula: str,
     derivative: str,
     summary: str,
+    examples: tuple[str, str],
     numpy: Callable[..., Any] | None = None,
     numpy_grad: Callable[..., Any] | None = None,
     params_check: Callable[..., str | None] | None = None,
@@ -241,7 +245,7 @@ def elementwise(
     return _register(
         name=name, forward_scalar=forward, grad_scalar=grad, params=params, grad_from_y_scalar=grad_from_y,
         y_ok=y_ok, y_condition=y_condition, formula=formula, derivative=derivative, summary=summary,
-        numpy=numpy, numpy_grad=numpy_grad, params_check=params_check,
+        examples=examples, numpy=numpy, numpy_grad=numpy_grad, params_check=params_check,
     )
 
 
@@ -254,13 +258,14 @@ def channelwise(
     formula: str,
     derivative: str,
     summary: str,
+    examples: tuple[str, str],
     numpy: Callable[..., Any] | None = None,
     numpy_grad: Callable[..., Any] | None = None,
 ) -> Activation:
     """Declare an activation whose one parameter is a weight per channel (prelu)."""
     return _register(
         name=name, forward_scalar=forward, grad_scalar=grad, grad_weight_scalar=grad_weight, kind="channelwise",
-        formula=formula, derivative=derivative, summary=summary, numpy=numpy, numpy_grad=numpy_grad,
+        formula=formula, derivative=derivative, summary=summary, examples=examples, numpy=numpy, numpy_grad=numpy_grad,
     )
 
 
@@ -274,6 +279,7 @@ def rowwise(
     formula: str,
     derivative: str,
     summary: str,
+    examples: tuple[str, str],
     numpy: Callable[..., Any] | None = None,
     numpy_grad: Callable[..., Any] | None = None,
 ) -> Activation:
@@ -287,5 +293,5 @@ def rowwise(
     return _register(
         name=name, forward_scalar=element, grad_scalar=grad, grad_from_y_scalar=grad,
         row_constant_scalar=row_constant, grad_term_scalar=grad_term, kind="rowwise",
-        formula=formula, derivative=derivative, summary=summary, numpy=numpy, numpy_grad=numpy_grad,
+        formula=formula, derivative=derivative, summary=summary, examples=examples, numpy=numpy, numpy_grad=numpy_grad,
     )

@@ -70,6 +70,10 @@ elementwise(
     relu,
     relu_grad,
     grad_from_y=relu_grad_from_y,
+    examples=(
+        "array([0. , 0. , 1.5])",
+        "array([0., 0., 1.])",
+    ),
     formula="f(x) = max(x, 0)",
     derivative="f'(x) = 1 if x > 0 else 0 (0 at x = 0)",
     summary="Rectified linear unit.",
@@ -100,6 +104,10 @@ elementwise(
     grad_from_y=leaky_relu_grad_from_y,
     y_ok=lambda negative_slope: negative_slope > 0.0,
     y_condition="negative_slope > 0",
+    examples=(
+        "array([-0.02,  0.  ,  1.5 ])",
+        "array([0.01, 0.01, 1.  ])",
+    ),
     formula="f(x) = x if x > 0 else negative_slope * x",
     derivative="f'(x) = 1 if x > 0 else negative_slope (negative_slope at x = 0)",
     summary="Leaky rectified linear unit.",
@@ -136,6 +144,10 @@ elementwise(
     grad_from_y=elu_grad_from_y,
     y_ok=lambda alpha: alpha > 0.0,
     y_condition="alpha > 0",
+    examples=(
+        "array([-0.86466472,  0.        ,  1.5       ])",
+        "array([0.13533528, 1.        , 1.        ])",
+    ),
     formula="f(x) = x if x > 0 else alpha * (exp(x) - 1)",
     derivative="f'(x) = 1 if x > 0 else alpha * exp(x) (alpha at x = 0)",
     summary="Exponential linear unit.",
@@ -156,6 +168,10 @@ channelwise(
     leaky_relu,
     leaky_relu_grad,
     prelu_grad_weight,
+    examples=(
+        "array([[-0.5 ,  1.5 ],\n       [-0.25,  0.5 ]])",
+        "(array([[0.25, 1.  ],\n       [0.25, 1.  ]]), array([-3.,  0.]))",
+    ),
     formula="f(x) = x if x > 0 else weight[c] * x, c the index along axis",
     derivative=(
         "df/dx = 1 if x > 0 else weight[c] (weight[c] at x = 0); "
@@ -192,6 +208,10 @@ elementwise(
     selu,
     selu_grad,
     grad_from_y=selu_grad_from_y,
+    examples=(
+        "array([-1.52016647,  0.        ,  1.57605148])",
+        "array([0.23793287, 1.75809934, 1.05070099])",
+    ),
     formula=f"f(x) = scale * (x if x > 0 else alpha * (exp(x) - 1)), alpha = {SELU_ALPHA}, scale = {SELU_SCALE}",
     derivative="f'(x) = scale if x > 0 else scale * alpha * exp(x) (scale * alpha at x = 0)",
     summary="Scaled exponential linear unit (self-normalising).",
@@ -223,6 +243,10 @@ elementwise(
     grad_from_y=celu_grad_from_y,
     y_ok=lambda alpha: alpha > 0.0,
     y_condition="alpha > 0",
+    examples=(
+        "array([-0.86466472,  0.        ,  1.5       ])",
+        "array([0.13533528, 1.        , 1.        ])",
+    ),
     formula="f(x) = x if x > 0 else alpha * (exp(x / alpha) - 1)",
     derivative="f'(x) = 1 if x > 0 else exp(x / alpha) (1 at x = 0)",
     summary="Continuously differentiable exponential linear unit.",
@@ -276,6 +300,10 @@ elementwise(
     sigmoid_,
     sigmoid_grad,
     grad_from_y=sigmoid_grad_from_y,
+    examples=(
+        "array([0.11920292, 0.5       , 0.81757448])",
+        "array([0.10499359, 0.25      , 0.14914645])",
+    ),
     formula="f(x) = 1 / (1 + exp(-x))",
     derivative="f'(x) = f(x) * (1 - f(x))",
     summary="Logistic sigmoid.",
@@ -305,6 +333,10 @@ elementwise(
     tanh_,
     tanh_grad,
     grad_from_y=tanh_grad_from_y,
+    examples=(
+        "array([-0.96402758,  0.        ,  0.90514825])",
+        "array([0.07065082, 1.        , 0.18070664])",
+    ),
     formula="f(x) = tanh(x)",
     derivative="f'(x) = 1 - tanh(x)^2",
     summary="Hyperbolic tangent.",
@@ -328,6 +360,10 @@ elementwise(
     "silu",
     silu,
     silu_grad,
+    examples=(
+        "array([-0.23840584,  0.        ,  1.22636171])",
+        "array([-0.09078425,  0.5       ,  1.04129415])",
+    ),
     formula="f(x) = x * sigmoid(x)",
     derivative="f'(x) = sigmoid(x) * (1 + x * (1 - sigmoid(x)))",
     summary="Sigmoid-weighted linear unit (swish).",
@@ -364,6 +400,10 @@ elementwise(
     "mish",
     mish,
     mish_grad,
+    examples=(
+        "array([-0.25250148,  0.        ,  1.40337827])",
+        "array([-0.10835509,  0.6       ,  1.08848799])",
+    ),
     formula="f(x) = x * tanh(softplus(x))",
     derivative="f'(x) = tanh(softplus(x)) + x * sigmoid(x) * (1 - tanh(softplus(x))^2)",
     summary="Mish: a self-regularised non-monotonic activation.",
@@ -393,6 +433,10 @@ elementwise(
     softplus_,
     softplus_grad,
     params=(Param("beta", 1.0, finite_nonzero), Param("threshold", 20.0, not_nan)),
+    examples=(
+        "array([0.12692801, 0.69314718, 1.70141328])",
+        "array([0.11920292, 0.5       , 0.81757448])",
+    ),
     formula="f(x) = log(1 + exp(beta * x)) / beta, or x where beta * x > threshold",
     derivative="f'(x) = sigmoid(beta * x), or 1 where beta * x > threshold",
     summary="Softplus, a smooth ReLU (computed without overflow for any threshold).",
@@ -413,6 +457,10 @@ elementwise(
     "logsigmoid",
     logsigmoid_,
     logsigmoid_grad,
+    examples=(
+        "array([-2.12692801, -0.69314718, -0.20141328])",
+        "array([0.88079708, 0.5       , 0.18242552])",
+    ),
     formula="f(x) = log(sigmoid(x)) = -softplus(-x)",
     derivative="f'(x) = 1 - sigmoid(x) = sigmoid(-x)",
     summary="Logarithm of the sigmoid (computed without overflow).",
@@ -491,6 +539,10 @@ elementwise(
     gelu,
     gelu_grad,
     params=(Param("approximate", "none", choices=("none", "tanh")),),
+    examples=(
+        "array([-0.04550026,  0.        ,  1.3997892 ])",
+        "array([-0.0852318 ,  0.5       ,  1.12746919])",
+    ),
     formula=(
         "f(x) = x * Phi(x) = x / 2 * (1 + erf(x / sqrt(2))); approximate='tanh': "
         "x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3)))"
@@ -522,6 +574,10 @@ elementwise(
     hardtanh_grad,
     params=(Param("min_val", -1.0, not_nan), Param("max_val", 1.0, not_nan)),
     params_check=lambda lo, hi: None if lo <= hi else f"min_val ({lo}) must not be greater than max_val ({hi})",
+    examples=(
+        "array([-1.,  0.,  1.])",
+        "array([0., 1., 0.])",
+    ),
     formula="f(x) = min(max(x, min_val), max_val)",
     derivative="f'(x) = 1 if min_val < x < max_val else 0 (0 at both bounds)",
     summary="Hard tanh: x clipped to [min_val, max_val].",
@@ -542,6 +598,10 @@ elementwise(
     "relu6",
     relu6,
     relu6_grad,
+    examples=(
+        "array([0. , 0. , 1.5])",
+        "array([0., 0., 1.])",
+    ),
     formula="f(x) = min(max(x, 0), 6)",
     derivative="f'(x) = 1 if 0 < x < 6 else 0 (0 at 0 and at 6)",
     summary="ReLU capped at 6.",
@@ -564,6 +624,10 @@ elementwise(
     "hardsigmoid",
     hardsigmoid,
     hardsigmoid_grad,
+    examples=(
+        "array([0.16666667, 0.5       , 0.75      ])",
+        "array([0.16666667, 0.16666667, 0.16666667])",
+    ),
     formula="f(x) = min(max(x + 3, 0), 6) / 6",
     derivative="f'(x) = 1/6 if -3 < x < 3 else 0 (0 at -3 and 3)",
     summary="Piecewise-linear sigmoid.",
@@ -588,6 +652,10 @@ elementwise(
     "hardswish",
     hardswish,
     hardswish_grad,
+    examples=(
+        "array([-0.33333333,  0.        ,  1.125     ])",
+        "array([-0.16666667,  0.5       ,  1.        ])",
+    ),
     formula="f(x) = x * (min(max(x + 3, 0), 6) / 6)",
     derivative="f'(x) = 0 if x <= -3, 1 if x >= 3, else x / 3 + 1/2",
     summary="Hard swish (MobileNetV3).",
@@ -609,6 +677,10 @@ elementwise(
     threshold,
     threshold_grad,
     params=(Param("threshold", None, not_nan, example=0.1), Param("value", None, not_nan, example=20.0)),
+    examples=(
+        "array([20. , 20. ,  1.5])",
+        "array([0., 0., 1.])",
+    ),
     formula="f(x) = x if x > threshold else value",
     derivative="f'(x) = 1 if x > threshold else 0",
     summary="Replaces values up to threshold by value.",
@@ -630,6 +702,10 @@ elementwise(
     softshrink,
     shrink_grad,
     params=(Param("lambd", 0.5, finite_nonnegative),),
+    examples=(
+        "array([-1.5,  0. ,  1. ])",
+        "array([1., 0., 1.])",
+    ),
     formula="f(x) = x - lambd if x > lambd, x + lambd if x < -lambd, else 0",
     derivative="f'(x) = 1 if |x| > lambd else 0",
     summary="Soft shrinkage.",
@@ -647,6 +723,10 @@ elementwise(
     hardshrink,
     shrink_grad,
     params=(Param("lambd", 0.5, finite_nonnegative),),
+    examples=(
+        "array([-2. ,  0. ,  1.5])",
+        "array([1., 0., 1.])",
+    ),
     formula="f(x) = x if |x| > lambd else 0",
     derivative="f'(x) = 1 if |x| > lambd else 0",
     summary="Hard shrinkage.",
@@ -674,6 +754,10 @@ elementwise(
     "softsign",
     softsign,
     softsign_grad,
+    examples=(
+        "array([-0.66666667,  0.        ,  0.6       ])",
+        "array([0.11111111, 1.        , 0.16      ])",
+    ),
     formula="f(x) = x / (1 + |x|)",
     derivative="f'(x) = 1 / (1 + |x|)^2",
     summary="Softsign.",
@@ -695,6 +779,10 @@ elementwise(
     "tanhshrink",
     tanhshrink,
     tanhshrink_grad,
+    examples=(
+        "array([-1.03597242,  0.        ,  0.59485175])",
+        "array([0.92934918, 0.        , 0.81929336])",
+    ),
     formula="f(x) = x - tanh(x)",
     derivative="f'(x) = tanh(x)^2",
     summary="x minus its tanh (computed without the cancellation near 0).",
@@ -736,6 +824,10 @@ rowwise(
     softmax_constant,
     softmax_grad_term,
     softmax_grad,
+    examples=(
+        "array([0.09003057, 0.24472847, 0.66524096])",
+        "array([ 0.08192507, -0.02203304, -0.05989202])",
+    ),
     formula="f(x)_i = exp(x_i) / sum_j exp(x_j), over the elements j of x_i's row along axis",
     derivative="df_i/dx_j = f_i * (delta_ij - f_j), so grad_x_i = y_i * (g_i - sum_j g_j * y_j)",
     summary="Softmax along an axis (each row sums to 1).",
@@ -767,6 +859,10 @@ rowwise(
     log_softmax_constant,
     log_softmax_grad_term,
     log_softmax_grad,
+    examples=(
+        "array([-2.40760596, -1.40760596, -0.40760596])",
+        "array([ 0.90996943, -0.24472847, -0.66524096])",
+    ),
     formula="f(x)_i = x_i - log(sum_j exp(x_j)), over the elements j of x_i's row along axis",
     derivative="df_i/dx_j = delta_ij - softmax(x)_j, so grad_x_i = g_i - exp(y_i) * sum_j g_j",
     summary="Logarithm of the softmax along an axis, computed without forming the softmax.",

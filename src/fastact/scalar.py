@@ -13,14 +13,43 @@ from __future__ import annotations
 from numba import njit
 
 from . import REGISTRY
+from ._dispatch import example_numbers
+from ._registry import Activation
 
 __all__: list[str] = []
+
+
+def _doc(act: Activation, grad: bool) -> str:
+    """Formula, derivative, parameters and a doctest, as the array functions' docstrings."""
+    if act.kind == "channelwise":
+        v, params, pick = "-2.0", ["0.25"], 0  # the array example's x[0, 0], with weight[0]
+        listed = "weight : float\n    The slope for v <= 0.\n"
+    else:
+        v, pick = "1.5", 2  # the array example's x[2]
+        params = [repr(float(p.choices.index(p.default))) if p.choices else repr(float(e))
+                  for p, e in zip(act.params, act.example_params, strict=True)]
+        listed = "".join(
+            f"{p.name} : float\n" + ("    " + " or ".join(f"{i}.0 for {c!r}" for i, c in enumerate(p.choices)) + "\n"
+                                      if p.choices else "")
+            for p in act.params
+        )
+    value = example_numbers(act.examples[1 if grad else 0])[pick]
+    call = f"fa.scalar.{act.name}{'_grad' if grad else ''}({', '.join([v, *params])})"
+    if grad:
+        what = f"The derivative of {act.name}, {act.formula}:\n\n{act.derivative}."
+    else:
+        what = f"{act.summary}\n\n{act.formula}\n\nDerivative (the _grad function): {act.derivative}."
+    return (f"{what}\n\nA numba function of one value, inlined into the @njit code that calls it.\n\n"
+            f"Parameters\n----------\nv : float\n{listed}\nExamples\n--------\n>>> import fastact as fa\n"
+            f">>> print(f\"{{{call}:.8f}}\")\n{value:.8f}\n")
+
 
 for _name, _act in REGISTRY.items():
     if _act.kind == "rowwise":  # softmax and log_softmax need a whole row
         continue
     for _suffix, _fn in (("", _act.forward_scalar), ("_grad", _act.grad_scalar)):
         _dispatcher = njit(inline="always", cache=False, error_model="numpy")(_fn)
+        _dispatcher.__doc__ = _doc(_act, _suffix == "_grad")
         globals()[_name + _suffix] = _dispatcher
         __all__.append(_name + _suffix)
 

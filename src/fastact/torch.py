@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from . import REGISTRY
+from ._dispatch import EXAMPLE_WEIGHT, EXAMPLE_X, example_args, example_numbers
 from ._registry import Activation
 
 __all__: list[str] = ["fast_path"]
@@ -241,14 +242,49 @@ def _module(act: Activation, functional: Callable[..., torch.Tensor]) -> type[to
                 kwargs["inplace"] = getattr(self, "inplace", False)
             return functional(input, **kwargs)
 
-    doc = (f"torch.nn.{base.__name__} computed by fastact (same constructor, attributes and state_dict).\n\n"
-           f"{act.formula}\n\nDerivative: {act.derivative}.\n")
-    return type(base.__name__, (base,), {"forward": forward, "__doc__": doc, "__module__": __name__})
+    return type(base.__name__, (base,), {"forward": forward, "__doc__": _module_doc(act, base.__name__),
+                                         "__module__": __name__})
+
+
+def _as_tensor(numpy_expression: str) -> str:
+    """np.array([...]) -> torch.tensor([...], dtype=torch.float64)"""
+    return numpy_expression.replace("np.array(", "torch.tensor(").replace("])", "], dtype=torch.float64)")
+
+
+def _example(act: Activation, call: str) -> str:
+    """A doctest of call (on x, and weight for prelu) printing the declaration's example
+    output as PyTorch prints a float64 tensor."""
+    shape = (2, 2) if act.kind == "channelwise" else (3,)
+    printed = repr(torch.tensor(example_numbers(act.examples[0]), dtype=torch.float64).reshape(shape))
+    lines = [">>> import torch", ">>> import fastact.torch as ft", f">>> x = {_as_tensor(EXAMPLE_X[act.kind])}"]
+    if act.kind == "channelwise":
+        lines.append(f">>> weight = {_as_tensor(EXAMPLE_WEIGHT)}")
+    return "Examples\n--------\n" + "\n".join([*lines, f">>> {call}", printed]) + "\n"
+
+
+def _call_args(act: Activation) -> str:
+    return {"channelwise": ", weight", "rowwise": ", dim=0"}.get(act.kind, example_args(act))
 
 
 def _functional_doc(act: Activation) -> str:
     return (f"torch.nn.functional.{act.name} computed by fastact on contiguous CPU float32/float64 tensors "
-            f"(PyTorch's own otherwise).\n\n{act.formula}\n\nDerivative: {act.derivative}.\n")
+            f"(PyTorch's own otherwise).\n\n{act.formula}\n\nDerivative: {act.derivative}.\n\n"
+            f"Parameters: those of torch.nn.functional.{act.name}.\n\n"
+            + _example(act, f"ft.{act.name}(x{_call_args(act)})"))
+
+
+def _module_doc(act: Activation, cls_name: str) -> str:
+    if act.kind == "channelwise":
+        setup = (">>> m = ft.PReLU(2).double()\n>>> _ = m.weight.data.copy_(weight)\n", "m(x).detach()")
+    else:
+        args = example_args(act).lstrip(", ") if act.kind == "elementwise" else "dim=0"
+        setup = ("", f"ft.{cls_name}({args})(x)")
+    doc = _example(act, setup[1])
+    if setup[0]:
+        doc = doc.replace(">>> m(x)", setup[0] + ">>> m(x)", 1)
+    return (f"torch.nn.{cls_name} computed by fastact (same constructor, attributes and state_dict).\n\n"
+            f"{act.formula}\n\nDerivative: {act.derivative}.\n\nParameters: those of torch.nn.{cls_name}.\n\n"
+            + doc)
 
 
 for _name, _act in REGISTRY.items():

@@ -15,6 +15,36 @@ from __future__ import annotations
 import numpy as np
 
 from . import KERNELS, REGISTRY
+from ._dispatch import EXAMPLE_X
+from ._registry import Activation
+
+
+def _doc(act: Activation, kind: str, name: str) -> str:
+    """The ufunc's signature, formula, derivative, inputs and a doctest (NumPy 2's ufuncs
+    take a docstring; the default is the bare signature)."""
+    names = ", ".join(act.param_names)
+    numbers = [float(p.choices.index(p.default)) if p.choices else float(e)
+               for p, e in zip(act.params, act.example_params, strict=True)]
+    args = "".join(f", {v!r}" for v in numbers)
+    first = {"": "x", "_backward": "grad_output, x", "_backward_from_y": "grad_output, y"}[kind]
+    choices = "".join(f" {p.name}: " + ", ".join(f"{i}.0 = {c!r}" for i, c in enumerate(p.choices)) + "."
+                      for p in act.params if p.choices)
+    what = {"": "The activation", "_backward": "grad_output * f'(x)",
+            "_backward_from_y": "grad_output * f'(x), from y = f(x)"}[kind]
+    call = {"": f"fa.ufuncs.{name}(x{args})", "_backward": f"fa.ufuncs.{name}(np.ones(3), x{args})",
+            "_backward_from_y": f"fa.ufuncs.{name}(np.ones(3), fa.ufuncs.{act.name}(x{args}){args})"}[kind]
+    printed = act.examples[0 if kind == "" else 1]
+    inputs = "".join(f"{n} : array_like\n" for n in first.split(", "))
+    inputs += "".join(f"{p.name} : float or array_like\n" for p in act.params)
+    inputs += "out, where, casting, order, dtype, subok\n    As for any NumPy ufunc.\n"
+    return (
+        f"{name}({first}{', ' if names else ''}{names}, /, out=None, *, where=True, casting='same_kind', "
+        f"order='K', dtype=None, subok=True)\n\n{what}, as a NumPy ufunc (float32 and float64 loops; the "
+        f"parameters are inputs and broadcast).{choices}\n\n{act.formula}\n\nDerivative: {act.derivative}.\n\n"
+        f"Parameters\n----------\n{inputs}\n"
+        f"Examples\n--------\n>>> import numpy as np, fastact as fa\n>>> x = {EXAMPLE_X['elementwise']}\n"
+        f">>> {call}\n{printed}\n"
+    )
 
 
 def _lookup(name: str) -> np.ufunc | None:
@@ -27,7 +57,9 @@ def _lookup(name: str) -> np.ufunc | None:
             return None
         if attr == "backward_from_y_ufunc" and not act.supports_y:
             return None
-        return getattr(KERNELS[base], attr)
+        ufunc = getattr(KERNELS[base], attr)
+        ufunc.__doc__ = _doc(act, suffix, name)
+        return ufunc
     return None
 
 
