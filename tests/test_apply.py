@@ -15,8 +15,9 @@ from .references import sample
 CHUNK = 4096  # bytes per chunk in these tests: many chunks, ragged ends
 
 
-def run(name, src, dst, *params, backward=None, in_place=False):
-    return _apply.apply(name, src, dst, list(params), backward, in_place, chunk_bytes=CHUNK, progress=False)
+def run(name, src, dst, *params, backward=None, in_place=False, weight_grad=None):
+    return _apply.apply(name, src, dst, list(params), backward, in_place, chunk_bytes=CHUNK, progress=False,
+                        weight_grad=weight_grad)
 
 
 def save(path, a):
@@ -72,6 +73,28 @@ def test_prelu_forward(tmp_path):
     src = save(tmp_path / "x.npy", x)
     run("prelu", src, tmp_path / "y.npy", "weight=0.1,0.2,0.3")
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), fa.prelu(x, np.array([0.1, 0.2, 0.3], np.float32)))
+
+
+def test_prelu_backward_with_its_weight_gradient(tmp_path):
+    x = np.random.default_rng(10).normal(size=(400, 3, 10)).astype(np.float32)
+    g = np.random.default_rng(11).normal(size=x.shape).astype(np.float32)
+    src, grad = save(tmp_path / "x.npy", x), save(tmp_path / "g.npy", g)
+    run("prelu", src, tmp_path / "gx.npy", "weight=0.1,0.2,0.3", backward=grad, weight_grad=tmp_path / "gw.npy")
+    w = np.array([0.1, 0.2, 0.3])
+    want_x, _ = fa.prelu_backward(g, x, w)
+    np.testing.assert_array_equal(np.load(tmp_path / "gx.npy"), want_x)
+    # summed over chunks in float64: against the exact sum of the float64 products
+    exact = np.where(x < 0, g.astype(np.float64) * x, 0).sum(axis=(0, 2))
+    got = np.load(tmp_path / "gw.npy")
+    assert got.dtype == np.float64 and got.shape == (3,)
+    np.testing.assert_allclose(got, exact, rtol=1e-13)
+    assert leftovers(tmp_path) == []
+    for kw, words in [({}, "--weight-grad"), ({"weight_grad": tmp_path / "no" / "gw.npy"}, "cannot be written")]:
+        with pytest.raises(_apply.ApplyError, match=words):
+            run("prelu", src, tmp_path / "o.npy", "weight=0.1,0.2,0.3", backward=grad, **kw)
+        assert not (tmp_path / "o.npy").exists() and leftovers(tmp_path) == []
+    with pytest.raises(_apply.ApplyError, match="prelu with --backward only"):
+        run("relu", src, tmp_path / "o.npy", weight_grad=tmp_path / "gw2.npy")
 
 
 def test_cli(tmp_path, capsys):

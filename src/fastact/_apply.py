@@ -91,8 +91,19 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1, order="F" if _fortran(a) else "C")
 
 
+def _temporary(dst: Path, what: str) -> Path:
+    """A new file beside dst, renamed onto it when the work is done."""
+    try:
+        fd, name_tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".partial")
+    except OSError as e:
+        raise ApplyError(f"{what} {dst}: cannot be written ({e.strerror or e})") from None
+    os.close(fd)
+    return Path(name_tmp)
+
+
 def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: Path | None,
-          in_place: bool, chunk_bytes: int = CHUNK_BYTES, progress: bool = True) -> Path:
+          in_place: bool, chunk_bytes: int = CHUNK_BYTES, progress: bool = True,
+          weight_grad: Path | None = None) -> Path:
     import fastact as fa
 
     if name not in fa.ACTIVATIONS:
@@ -111,13 +122,15 @@ def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: P
             p is not None and os.path.samefile(dst, p) for p in (src, backward)):
         raise ApplyError(f"OUT {dst} is an input file: use --in-place to write over it")
 
+    if weight_grad is not None and not (act.kind == "channelwise" and g is not None):
+        raise ApplyError("--weight-grad is for prelu with --backward only")
     fn = getattr(fa, f"{name}_backward" if g is not None else name)
     rowwise = act.kind != "elementwise"
     if rowwise:
         # whole rows (or, for prelu, whole leading slices) per chunk, so that every chunk
         # is a complete, independent call
-        if act.kind == "channelwise" and g is not None:
-            raise ApplyError("prelu_backward returns a weight gradient too: use fastact.prelu_backward in Python")
+        if act.kind == "channelwise" and g is not None and weight_grad is None:
+            raise ApplyError("prelu --backward also computes the weight's gradient: give --weight-grad FILE.npy")
         axis = kw.get("axis", -1 if act.kind == "rowwise" else 1)
         if x.ndim and not x.flags.c_contiguous:
             raise ApplyError(f"{name}: the file must be in C order")
@@ -126,9 +139,17 @@ def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: P
         if act.kind == "channelwise" and x.ndim >= 2 and axis % x.ndim == 0:
             raise ApplyError("prelu: apply splits the file along axis 0, which cannot be the channel axis")
 
+    weight_total: list[np.ndarray] = []  # prelu's weight gradient, summed over the chunks in float64
+
     def call(xs, gs, out):
         args = (gs, xs) if gs is not None else (xs,)
-        return fn(*args, **kw, out=out) if out is not None else fn(*args, **kw)
+        result = fn(*args, **kw, out=out) if out is not None else fn(*args, **kw)
+        if weight_grad is None:
+            return result
+        grad_x, grad_w = result
+        if out is not None:
+            weight_total.append(grad_w.astype(np.float64))
+        return grad_x
 
     def split(a: np.ndarray) -> np.ndarray:
         """The view that is cut into chunks: whole rows (softmax: a 1-D file is one row),
@@ -144,20 +165,24 @@ def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: P
     except (TypeError, ValueError) as e:
         raise ApplyError(str(e)) from None
     tmp: Path | None = None
+    weight_tmp = None if weight_grad is None else _temporary(weight_grad, "--weight-grad")
     if in_place:
         out_arr = x if g is None else g
         if probe.dtype != out_arr.dtype:
+            if weight_tmp is not None:
+                weight_tmp.unlink(missing_ok=True)
             raise ApplyError(f"--in-place: the result is {probe.dtype}, the file holds {out_arr.dtype}")
     else:
         try:
-            fd, name_tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".partial")
-            os.close(fd)
-            tmp = Path(name_tmp)
+            tmp = _temporary(dst, "OUT")
             out_arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=probe.dtype, shape=x.shape,
                                                 fortran_order=_fortran(x))
-        except OSError as e:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
+        except (OSError, ApplyError) as e:
+            for t in (tmp, weight_tmp):
+                if t is not None:
+                    t.unlink(missing_ok=True)
+            if isinstance(e, ApplyError):
+                raise
             raise ApplyError(f"OUT {dst}: cannot be written ({e.strerror or e})") from None
     try:
         os_ = split(out_arr)
@@ -166,11 +191,19 @@ def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: P
             call(xs[s:e], None if gs is None else gs[s:e], os_[s:e])
         del os_
         out_arr.flush()
+        if weight_tmp is not None:
+            w = np.asarray(kw["weight"])
+            total = np.sum(weight_total, axis=0) if weight_total else np.zeros(w.shape)
+            with open(weight_tmp, "wb") as fh:  # a path not ending in .npy would get one appended
+                np.save(fh, total.reshape(w.shape), allow_pickle=False)
     except BaseException:
         del out_arr
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+        for t in (tmp, weight_tmp):
+            if t is not None:
+                t.unlink(missing_ok=True)
         raise
+    if weight_tmp is not None:
+        os.replace(weight_tmp, weight_grad)
     if tmp is None:
         return src if g is None else backward
     del out_arr
@@ -182,7 +215,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         written = apply(args.name, Path(args.input), Path(args.output) if args.output else None, args.param,
                         Path(args.backward) if args.backward else None, args.in_place,
-                        chunk_bytes=args.chunk_mb << 20, progress=not args.quiet)
+                        chunk_bytes=args.chunk_mb << 20, progress=not args.quiet,
+                        weight_grad=Path(args.weight_grad) if args.weight_grad else None)
     except ApplyError as e:
         print(f"fastact apply: {e}", file=sys.stderr)
         return 2
@@ -200,6 +234,8 @@ def add_parser(sub: Any) -> None:
                    help="a parameter, e.g. --param negative_slope=0.2 (repeat for more)")
     a.add_argument("--backward", metavar="GRAD.npy", help="compute NAME_backward(GRAD, IN) instead")
     a.add_argument("--in-place", action="store_true", help="write over IN (over GRAD with --backward)")
+    a.add_argument("--weight-grad", metavar="FILE.npy",
+                   help="prelu with --backward: where the weight's gradient goes (float64, summed over all chunks)")
     a.add_argument("--chunk-mb", type=int, default=CHUNK_BYTES >> 20, help="MiB of input per chunk (default 64)")
     a.add_argument("--quiet", action="store_true", help="no progress bar and no closing line")
     a.set_defaults(func=main)
