@@ -172,6 +172,16 @@ def test_bad_parameters_name_the_argument():
     assert torch.equal(x, before)
 
 
+def test_in_place_on_a_leaf_that_requires_grad_raises_before_writing():
+    x = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    before = x.detach().clone()
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        ft.relu(x, inplace=True)
+    assert torch.equal(x.detach(), before)
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        torch.nn.functional.relu(x, inplace=True)  # the same as PyTorch
+
+
 def test_second_derivative_is_refused_not_wrong():
     x = torch.tensor(SMOOTH, dtype=torch.float64, requires_grad=True)
     (g,) = torch.autograd.grad(ft.gelu(x).sum(), x, create_graph=True)

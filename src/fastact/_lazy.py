@@ -55,10 +55,7 @@ def _row_backward(g: np.ndarray, v: np.ndarray, *, fn: Any, axis: int, from_y: b
 def rowwise_backward(fn: Any, g: Any, v: Any, from_y: bool, axis: Any, rdt: np.dtype) -> Any:
     like = g if kind(g) == "xarray" else v
     if kind(like) == "xarray":
-        data = rowwise_backward(fn, _data(g), _data(v), from_y, axis, rdt)
-        if kind(data) is None:  # NumPy-backed DataArrays: the call above went to NumPy
-            data = _row_backward(np.asarray(_data(g)), np.asarray(_data(v)), fn=fn, axis=axis, from_y=from_y)
-        return like.copy(data=data)
+        return like.copy(data=rowwise_backward(fn, _data(g), _data(v), from_y, axis, rdt))
     if kind(g) != "dask" and kind(v) != "dask":
         return _row_backward(np.asarray(g), np.asarray(v), fn=fn, axis=axis, from_y=from_y)
     import dask.array as da  # one of them is a dask array, so dask is there

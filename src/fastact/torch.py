@@ -150,6 +150,9 @@ def _elementwise_functional(act: Activation, function: type[torch.autograd.Funct
         if not fast_path(input):
             extra = {"inplace": inplace} if has_inplace else {}
             return torch_fn(input, **dict(zip(names, params, strict=True)), **extra)
+        if inplace and input.requires_grad and input.is_leaf and torch.is_grad_enabled():
+            # PyTorch's own check, made here before the memory is written rather than after
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         return function.apply(input, inplace, *params)
 
     functional.__name__ = functional.__qualname__ = act.name
