@@ -126,7 +126,18 @@ NO_FMA = textwrap.dedent("""
     asm = exp_all.inspect_asm(exp_all.signatures[0])
     ref = np.exp(x.astype(np.float64))
     ulp = np.abs(out.astype(np.float64) - ref) / np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
-    print(json.dumps({"fma": "vfmadd" in asm, "max_ulp": float(ulp.max())}))
+    # erfc's tail goes through exp(-a^2) with the rounding error of a^2 added back: an fma
+    # where there is one, Dekker's split product without
+    @njit
+    def erfc_all(x, out):
+        for i in range(x.shape[0]):
+            out[i] = _math.erfc(x[i])
+    a = np.linspace(0.5, 9.0, 20001, dtype=np.float32)
+    got = np.empty_like(a)
+    erfc_all(a, got)
+    want = np.array([math.erfc(v) for v in a.astype(np.float64)])
+    erfc_ulp = np.abs(got.astype(np.float64) - want) / np.spacing(want.astype(np.float32)).astype(np.float64)
+    print(json.dumps({"fma": "vfmadd" in asm, "max_ulp": float(ulp.max()), "erfc_ulp": float(erfc_ulp.max())}))
 """)
 
 
@@ -139,3 +150,6 @@ def test_math_without_fma_instructions(tmp_path):
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert not got["fma"]
     assert got["max_ulp"] <= 1.0
+    # erfc's bound in tests/test_math.py is 4 ulp; its polynomials as multiplies and adds
+    # measured 4.04 here (before and after exp(-a^2) took one exp where there is FMA)
+    assert got["erfc_ulp"] <= 4.5

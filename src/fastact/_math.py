@@ -105,7 +105,8 @@ def fma(typingctx, a, b, c):
     a * b + c as written (without them, llvm.fma is a libm call that keeps a loop scalar).
     numba never contracts a * b + c itself: it compiles without fast-math. Half the
     instructions of a polynomial, and one rounding fewer per step; the error bounds below
-    hold either way (the mul-add form is the one they were first measured with)."""
+    hold either way (the mul-add form is the one they were first measured with), except
+    erfc's float32 4 ulp: 4.04 measured without FMA (tests/test_build.py)."""
     if not (isinstance(a, types.Float) and a == b == c):
         return None
 
@@ -437,17 +438,49 @@ _erf_taylor32, _erf_taylor64 = _polynomial(_F32_ERF_TAYLOR), _polynomial(_F64_ER
 _F32_ERFC_ZERO, _F64_ERFC_ZERO = np.float32(11.0), 28.0  # erfc underflows to 0 beyond
 
 
-@inline_jitable
-def _exp_neg_square32(a, scale):
-    # exp(-scale a^2) for a >= 0 (not NaN, not inf) and scale a power of two
+def exp_neg_square(a, scale):
+    """exp(-scale a^2) for a >= 0 (not NaN, not inf) and scale a power of two, without the
+    error of rounding a^2, which exp would magnify a^2 times (in numba code)."""
+    return math.exp(-scale * a * a)
+
+
+# With FMA: a^2 = s + t exactly (t = fma(a, a, -s)), and exp(-scale (s + t)) =
+# exp(-scale s) (1 - scale t), since |scale t| <= 2^-24 s (2^-53 s) is so small that the
+# next term is below the precision for every a where exp is not 0. One exp.
+def _exp_neg_square32_fma(a, scale):
+    s = a * a
+    e = _exp32(-(scale * s))
+    return fma(e, -(scale * fma(a, a, -s)), e)
+
+
+def _exp_neg_square64_fma(a, scale):
+    s = a * a
+    e = _exp64(-(scale * s))
+    return fma(e, -(scale * fma(a, a, -s)), e)
+
+
+# Without FMA (fma is then a multiply and an add, see fma): a = hi + lo with halves whose
+# squares are exact, and two exps; the correction above would round twice.
+def _exp_neg_square32_split(a, scale):
     hi = _float32_from_bits(_bits(a) & -4096)
     return _exp32(-(scale * (hi * hi))) * _exp32(-(scale * ((a - hi) * (a + hi))))
 
 
-@inline_jitable
-def _exp_neg_square64(a, scale):
+def _exp_neg_square64_split(a, scale):
     hi = _float64_from_bits(_bits(a) & -134217728)  # low 27 bits cleared
     return _exp64(-(scale * (hi * hi))) * _exp64(-(scale * ((a - hi) * (a + hi))))
+
+
+@overload(exp_neg_square, inline="always")
+def _exp_neg_square(a, scale):
+    from numba.core.registry import cpu_target
+
+    if not isinstance(a, types.Float):
+        return None
+    fused = _fma_in_target(cpu_target.target_context)
+    if a.bitwidth == 32:
+        return _exp_neg_square32_fma if fused else _exp_neg_square32_split
+    return _exp_neg_square64_fma if fused else _exp_neg_square64_split
 
 
 @inline_jitable
@@ -467,7 +500,7 @@ def _erfc_scaled64(x):
 def _erfc_positive32(a):
     # erfc(a) for a >= 0 or NaN
     ac = a if a < _F32_ERFC_ZERO else _F32_ERFC_ZERO
-    e = _exp_neg_square32(ac, np.float32(1.0)) * _erfc_scaled32(ac)
+    e = exp_neg_square(ac, np.float32(1.0)) * _erfc_scaled32(ac)
     e = e if a >= np.float32(0.5) else np.float32(1.0) - a * _erf_taylor32(a * a)
     return np.float32(0.0) if a >= _F32_ERFC_ZERO else e
 
@@ -475,7 +508,7 @@ def _erfc_positive32(a):
 @inline_jitable
 def _erfc_positive64(a):
     ac = a if a < _F64_ERFC_ZERO else _F64_ERFC_ZERO
-    e = _exp_neg_square64(ac, 1.0) * _erfc_scaled64(ac)
+    e = exp_neg_square(ac, 1.0) * _erfc_scaled64(ac)
     e = e if a >= 0.5 else 1.0 - a * _erf_taylor64(a * a)
     return 0.0 if a >= _F64_ERFC_ZERO else e
 
@@ -573,14 +606,14 @@ def _x_minus_tanh64(x):
 def _exp_neg_half_square32(x):
     a = abs(x)
     a = a if a < _F32_ERFC_ZERO * np.float32(1.5) else _F32_ERFC_ZERO * np.float32(1.5)  # underflowed; NaN stays
-    return _exp_neg_square32(a, np.float32(0.5))
+    return exp_neg_square(a, np.float32(0.5))
 
 
 @register_jitable
 def _exp_neg_half_square64(x):
     a = abs(x)
     a = a if a < _F64_ERFC_ZERO * 1.5 else _F64_ERFC_ZERO * 1.5
-    return _exp_neg_square64(a, 0.5)
+    return exp_neg_square(a, 0.5)
 
 
 # --- the public names: one function per operation, typed by its argument ----------------------
