@@ -58,7 +58,10 @@ def _lookup(name: str) -> np.ufunc | None:
         if attr == "backward_from_y_ufunc" and not act.supports_y:
             return None
         ufunc = getattr(KERNELS[base], attr)
-        ufunc.__doc__ = _doc(act, suffix, name)
+        try:
+            ufunc.__doc__ = _doc(act, suffix, name)
+        except (AttributeError, TypeError):  # a NumPy whose ufuncs take no docstring: its default
+            pass
         return ufunc
     return None
 
