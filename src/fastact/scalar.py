@@ -26,8 +26,8 @@ def _doc(act: Activation, grad: bool) -> str:
         listed = "weight : float\n    The slope for v <= 0.\n"
     else:
         v, pick = "1.5", 2  # the array example's x[2]
-        params = [repr(float(p.choices.index(p.default))) if p.choices else repr(float(e))
-                  for p, e in zip(act.params, act.example_params, strict=True)]
+        # as the scalar functions take them: a choice (gelu's approximate) by its index
+        params = [repr(v) for v in act.validate(act.name, act.example_params)]
         listed = "".join(
             f"{p.name} : float\n" + ("    " + " or ".join(f"{i}.0 for {c!r}" for i, c in enumerate(p.choices)) + "\n"
                                       if p.choices else "")

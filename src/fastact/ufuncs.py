@@ -23,9 +23,8 @@ def _doc(act: Activation, kind: str, name: str) -> str:
     """The ufunc's signature, formula, derivative, inputs and a doctest (NumPy 2's ufuncs
     take a docstring; the default is the bare signature)."""
     names = ", ".join(act.param_names)
-    numbers = [float(p.choices.index(p.default)) if p.choices else float(e)
-               for p, e in zip(act.params, act.example_params, strict=True)]
-    args = "".join(f", {v!r}" for v in numbers)
+    # as the ufuncs take them: a choice (gelu's approximate) by its index
+    args = "".join(f", {v!r}" for v in act.validate(act.name, act.example_params))
     first = {"": "x", "_backward": "grad_output, x", "_backward_from_y": "grad_output, y"}[kind]
     choices = "".join(f" {p.name}: " + ", ".join(f"{i}.0 = {c!r}" for i, c in enumerate(p.choices)) + "."
                       for p in act.params if p.choices)
