@@ -169,3 +169,52 @@ def test_grad_weight_reaching_infinity(form, size, no_warnings):
     x[5] = -np.inf  # a term of +inf in the same sums
     _, gw = fa.prelu_backward(g.reshape(shape), x.reshape(shape), np.array(w), axis=axis)
     assert np.isnan(gw).any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("shape", "axis"), [((2, 4, 6), 1), ((6, 4), 1), ((4, 9), 0), ((9,), 0)], ids=str)
+def test_small_calls_repeated(shape, axis, dtype):
+    """The second call of a shape takes the small-call path (the first made its plan):
+    the same results, every way out= can be given, and a weight or input that shares
+    memory with out is read as it was before the call."""
+    rng = np.random.default_rng(8)
+    x0 = rng.normal(size=shape).astype(dtype)
+    g0 = rng.normal(size=shape).astype(dtype)
+    channels = 1 if len(shape) < 2 else shape[axis]
+    w = np.linspace(0.1, 0.7, channels).astype(dtype)
+    y_ref, gx_ref, gw_ref = reference(x0, w, g0, axis)
+    y_ref, gx_ref = y_ref.astype(dtype), gx_ref.astype(dtype)
+    for _ in range(2):
+        np.testing.assert_array_equal(fa.prelu(x0, w, axis=axis), y_ref)
+        buf = x0.copy()
+        assert fa.prelu(buf, w, axis=axis, out=buf) is buf
+        np.testing.assert_array_equal(buf, y_ref)
+        other = np.empty_like(x0)
+        assert fa.prelu(x0, w, axis=axis, out=other) is other
+        np.testing.assert_array_equal(other, y_ref)
+        for target in ("new", "g", "x", "other"):
+            g, x = g0.copy(), x0.copy()
+            out = {"new": None, "g": g, "x": x, "other": np.empty_like(x)}[target]
+            gx, gw = fa.prelu_backward(g, x, w, axis=axis, out=out)
+            assert out is None or gx is out
+            np.testing.assert_array_equal(gx, gx_ref)
+            np.testing.assert_allclose(gw, gw_ref, rtol=4 * np.finfo(dtype).eps)
+            assert gw.shape == w.shape and gw.dtype == dtype
+    # a weight that lives in out's memory: the slopes are those from before the call
+    for _ in range(2):
+        out = np.empty_like(x0)
+        out.ravel()[:channels] = w
+        assert fa.prelu(x0, out.ravel()[:channels], axis=axis, out=out) is out
+        np.testing.assert_array_equal(out, reference(x0, w, g0, axis)[0].astype(dtype))
+        x = x0.copy()
+        w_in_x = x.ravel()[:channels]
+        w_then = w_in_x.copy()
+        fa.prelu(x, w_in_x, axis=axis, out=x)
+        np.testing.assert_array_equal(x, reference(x0, w_then, g0, axis)[0].astype(dtype))
+        g = g0.copy()
+        w_in_g = g.ravel()[:channels]
+        w_then = w_in_g.copy()
+        gx, gw = fa.prelu_backward(g, x0, w_in_g, axis=axis, out=g)
+        _, gx_want, gw_want = reference(x0, w_then, g0, axis)
+        np.testing.assert_array_equal(gx, gx_want.astype(dtype))
+        np.testing.assert_allclose(gw, gw_want, rtol=4 * np.finfo(dtype).eps)

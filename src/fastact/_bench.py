@@ -165,6 +165,8 @@ class Runners:
         fg = act.numpy_grad
         if self.rowwise:  # its natural NumPy gradient is written from y
             x = self.y
+        if self.case.name == "prelu":  # prelu_backward's two results: grad_x is the first
+            fg = functools.partial(_first, fg)
         if self.case.in_place:
             gb = self.gbuf
             return lambda: np.copyto(gb, fg(gb, x, *p))
@@ -199,9 +201,13 @@ class Runners:
         if case.in_place:
             return None  # autograd allocates its gradient
         leaf = torch.from_numpy(self.x0.copy()).requires_grad_(True)
+        wrt = (leaf,)
+        if name == "prelu":  # the weight's gradient too, as fastact's prelu_backward returns it
+            p = (p[0].clone().requires_grad_(True),)
+            wrt = (leaf, p[0])
         y = fn(leaf, *p)
         tg = torch.from_numpy(self.g.copy())  # self.g is read-only, which torch warns about
-        return lambda: torch.autograd.grad(y, leaf, tg, retain_graph=True)
+        return lambda: torch.autograd.grad(y, wrt, tg, retain_graph=True)
 
     def roofline(self) -> Callable[[], Any]:
         x = self.x.reshape(-1)
@@ -214,6 +220,12 @@ class Runners:
             return lambda: three_array_pass(g, x, g)
         g = self.g.reshape(-1)
         return lambda: three_array_pass(g, x, np.empty_like(x))
+
+
+def _first(f: Callable[..., Any], *args: Any) -> Any:
+    """The first of f's results, where f returns a tuple (grad_x of prelu's gradients)."""
+    result = f(*args)
+    return result[0] if isinstance(result, tuple) else result
 
 
 def _takes_inplace(fn: Callable[..., Any]) -> bool:

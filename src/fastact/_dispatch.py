@@ -518,6 +518,8 @@ class _ChannelPlan:
         else:
             self.form, self.shape = "rows", (outer * channels, inner)
         self.n_row_blocks = max(1, min(outer, _ROW_BLOCKS))
+        self.extra = _BLOCK if self.form == "rows" else self.n_row_blocks  # the kernels' last argument
+        self.n_blocks = max(1, -(-self.shape[1] // _BLOCK))  # tasks per row in the rows form
 
     def view(self, a: np.ndarray) -> tuple[np.ndarray, bool]:
         """(a 2-D view of a, True), or (a 2-D copy, False) where no strided view exists."""
@@ -526,32 +528,32 @@ class _ChannelPlan:
         except ValueError:
             return np.ascontiguousarray(a).reshape(self.shape), False
 
-    def run(self, kernels: Kernels, loop: str, parallel: bool, *arrays: np.ndarray, in_place: bool = False) -> None:
-        """in_place: out (the kernel's output) is the very array it reads (x, or g)."""
+    def kernel(self, kernels: Kernels, loop: str, parallel: bool, in_place: bool) -> Callable[..., None]:
+        """The kernel for this form; in_place: its output is the very array it reads (x,
+        or g)."""
         name = loop if self.form == "rows" else f"{loop}_columns"
-        kernel = (kernels.channel_in_place if in_place else kernels.channel)[name][1 if parallel else 0]
-        extra = _BLOCK if self.form == "rows" else self.n_row_blocks
-        if parallel:
-            _launch(kernel, *arrays, extra)
-        else:
-            kernel(*arrays, extra)
+        return (kernels.channel_in_place if in_place else kernels.channel)[name][1 if parallel else 0]
 
-    def backward(self, kernels: Kernels, parallel: bool, g2: np.ndarray, x2: np.ndarray,
-                 w: np.ndarray, out2: np.ndarray, in_place: bool, totals: np.ndarray) -> None:
+    def run(self, kernel: Callable[..., None], parallel: bool, *arrays: np.ndarray) -> None:
+        if parallel:
+            _launch(kernel, *arrays, self.extra)
+        else:
+            kernel(*arrays, self.extra)
+
+    def backward(self, kernel: Callable[..., None], parallel: bool, g2: np.ndarray, x2: np.ndarray,
+                 w: np.ndarray, out2: np.ndarray, totals: np.ndarray) -> None:
         """out2 = g * df/dx, and totals = the sums of g * df/dweight per channel (or of all
         of them, when totals has one element), accumulated in float64."""
         if g2.size == 0:  # (0 channels included: an empty weight gets an empty gradient)
             totals[...] = 0
         elif self.form == "rows":
-            rows, length = self.shape
-            n_blocks = max(1, -(-length // _BLOCK))
-            partial = np.zeros(rows * n_blocks)
-            self.run(kernels, "backward", parallel, g2, x2, w, out2, partial, in_place=in_place)
-            channel_totals_rows(partial, self.channels, n_blocks, totals)
+            partial = np.zeros(self.shape[0] * self.n_blocks)
+            self.run(kernel, parallel, g2, x2, w, out2, partial)
+            channel_totals_rows(partial, self.channels, self.n_blocks, totals)
         else:
             partial = np.zeros((self.n_row_blocks, self.channels))
             compensation = np.zeros_like(partial)
-            self.run(kernels, "backward", parallel, g2, x2, w, out2, partial, compensation, in_place=in_place)
+            self.run(kernel, parallel, g2, x2, w, out2, partial, compensation)
             channel_totals_columns(partial, compensation, totals)
 
 
@@ -587,8 +589,49 @@ def _channel_weight(function: str, w: np.ndarray, channels: int, dtype: np.dtype
 
 def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], Callable[..., Any]]:
     fname, bname = act.name, f"{act.name}_backward"
+    # The small-call path: contiguous arrays of one dtype, a weight per channel, and a
+    # shape, axis and weight size whose plan a checked call has already made (so nothing
+    # is left to check but the operands' memory). Its cost is overhead only, as in
+    # make_forward: closure variables, and the serial kernels once looked up.
+    ndarray, empty_like, may_share_memory, f32, f64 = np.ndarray, np.empty_like, np.may_share_memory, F32, F64
+    small = {F32: PARALLEL_MIN_SIZES[F32, "forward"], F64: PARALLEL_MIN_SIZES[F64, "forward"]}
+    small_backward = {F32: PARALLEL_MIN_SIZES[F32, "backward"], F64: PARALLEL_MIN_SIZES[F64, "backward"]}
+    plans = _channel_plans
+    serial: dict[tuple[str, str, bool], Callable[..., Any]] = {}
+
+    def serial_kernel(plan: _ChannelPlan, loop: str, in_place: bool) -> Callable[..., Any]:
+        kernel = serial.get((plan.form, loop, in_place))
+        if kernel is None:
+            kernel = serial[plan.form, loop, in_place] = plan.kernel(kernels, loop, False, in_place)
+        return kernel
+
+    def lean_plan(x: Any, weight: Any, axis: Any, sizes: dict) -> _ChannelPlan | None:
+        if not (type(x) is ndarray and type(weight) is ndarray and type(axis) is int):
+            return None
+        plan = plans.get((x.shape, axis, weight.size))
+        dt = x.dtype
+        if (
+            plan is None or not (dt is f32 or dt is f64) or weight.dtype is not dt or weight.ndim != 1
+            or weight.size != plan.channels or not 0 < x.size < sizes[dt]
+            or not (x.flags.c_contiguous and weight.flags.c_contiguous)
+        ):
+            return None
+        return plan
 
     def prelu(x, weight, *, axis=1, out=None):
+        plan = lean_plan(x, weight, axis, small)
+        if plan is not None:
+            if out is None:
+                target, in_place = empty_like(x), False
+            elif out is x:
+                ok = x.flags.writeable and not may_share_memory(weight, x)
+                target, in_place = (x if ok else None), True
+            else:
+                target, in_place = _fast_out(out, x, x.dtype, weight), False
+            if target is not None:
+                serial_kernel(plan, "forward", in_place)(x.reshape(plan.shape), weight, target.reshape(plan.shape),
+                                                         plan.extra)
+                return target
         if _lazy.kind(x):
             return _lazy.prelu_forward(prelu, x, as_input(fname, "weight", weight), axis,
                                        _lazy_dtype(fname, out, ("x", x)))
@@ -605,8 +648,9 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         target = out if direct else np.empty(x.shape, cdt)
         o2, o2_is_view = plan.view(target)
         x2 = plan.view(xc)[0]
-        in_place = direct and o2_is_view and _same_view(x2, o2)
-        plan.run(kernels, "forward", x.size >= parallel_min_size(cdt, "forward"), x2, wc, o2, in_place=in_place)
+        in_place = direct and o2_is_view and (out is xc or _same_view(x2, o2))
+        parallel = x.size >= parallel_min_size(cdt, "forward")
+        plan.run(plan.kernel(kernels, "forward", parallel, in_place), parallel, x2, wc, o2)
         if not o2_is_view:  # the kernel wrote to a copy
             target[...] = o2.reshape(target.shape)
         if out is None:
@@ -616,6 +660,24 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         return out
 
     def prelu_backward(grad_output, x, weight, *, axis=1, out=None):
+        plan = lean_plan(x, weight, axis, small_backward)
+        if (
+            plan is not None and type(grad_output) is ndarray and grad_output.dtype is x.dtype
+            and grad_output.shape == x.shape and grad_output.flags.c_contiguous
+        ):
+            g = grad_output
+            if out is None:
+                target, in_place = empty_like(x), False
+            elif out is g:
+                ok = g.flags.writeable and not (may_share_memory(x, g) or may_share_memory(weight, g))
+                target, in_place = (g if ok else None), True
+            else:
+                target, in_place = _fast_out(out, x, x.dtype, g, weight), False
+            if target is not None:
+                grad_weight = empty_like(weight)
+                plan.backward(serial_kernel(plan, "backward", in_place), False, g.reshape(plan.shape),
+                              x.reshape(plan.shape), weight, target.reshape(plan.shape), grad_weight)
+                return target, grad_weight
         if _lazy.kind(grad_output) or _lazy.kind(x):
             return _lazy.prelu_backward(prelu_backward, grad_output, x, as_input(bname, "weight", weight), axis,
                                         _lazy_dtype(bname, out, ("grad_output", grad_output), ("x", x)))
@@ -635,10 +697,11 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         target = out if direct else np.empty(x.shape, cdt)
         g2, x2 = plan.view(gc)[0], plan.view(xc)[0]
         o2, o2_is_view = plan.view(target)
-        in_place = direct and o2_is_view and _same_view(g2, o2)
+        in_place = direct and o2_is_view and (out is gc or _same_view(g2, o2))
         # the weight's gradient, written in its dtype by the kernel (float16: cast after)
         grad_weight = np.empty(w.shape, wdt if wdt is F32 or wdt is F64 else F64)
-        plan.backward(kernels, x.size >= parallel_min_size(cdt, "backward"), g2, x2, wc, o2, in_place,
+        parallel = x.size >= parallel_min_size(cdt, "backward")
+        plan.backward(plan.kernel(kernels, "backward", parallel, in_place), parallel, g2, x2, wc, o2,
                       grad_weight.reshape(-1))
         if not o2_is_view:
             target[...] = o2.reshape(target.shape)

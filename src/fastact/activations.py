@@ -163,6 +163,13 @@ def prelu_grad_weight(x, weight):
     return 0.0 if x > 0.0 else x
 
 
+def _prelu_numpy_grad(g, x, w):
+    # both results of prelu_backward, as NumPy would write them: grad_x, and the weight's
+    # gradient summed over every axis along which w (shaped to broadcast) has length 1
+    axes = tuple(i for i, n in enumerate(w.shape) if n == 1)
+    return np.where(x > 0, g, g * w), (g * np.minimum(x, 0)).sum(axis=axes)
+
+
 channelwise(
     "prelu",
     leaky_relu,
@@ -179,7 +186,7 @@ channelwise(
     ),
     summary="Parametric ReLU with one slope per channel.",
     numpy=lambda x, w: np.where(x > 0, x, w * x),  # w shaped to broadcast along the axis
-    numpy_grad=lambda g, x, w: np.where(x > 0, g, g * w),
+    numpy_grad=lambda g, x, w: _prelu_numpy_grad(g, x, w),
 )
 
 
