@@ -265,6 +265,57 @@ def test_in_place_allocates_no_full_size_array(name, params):
     assert peak < x.nbytes // 16, f"peak {peak} bytes traced during an in-place call"
 
 
+def _unaligned(a):
+    """A copy of a whose data starts one byte past an aligned address (flags.aligned False)."""
+    raw = np.zeros(a.nbytes + 1, np.uint8)
+    u = np.frombuffer(raw.data, a.dtype, count=a.size, offset=1).reshape(a.shape)
+    u[...] = a
+    return u
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("name", "params"), [c for c in FIRST_CASES if c.values[0] in ("relu", "elu", "threshold")])
+def test_small_calls_by_operand_kind(name, params, dtype, no_warnings):
+    """The small-call paths call compiled entry points chosen by the operands' dtype and
+    flags: each kind of operand, one after another and again, gets its own and the
+    right result (read-only, unaligned, strided, 0-d, each way of giving out=). The
+    choosing is the same code for every activation, and each new kind compiles new
+    kernels, so three activations (0, 1 and 2 parameters) stand for all."""
+    x0 = sample(dtype, 300, seed=12)[:300]
+    g0 = np.random.default_rng(13).normal(size=300).astype(dtype)
+    want = reference_forward(name, x0, params)
+    want_b = reference_backward(name, g0, x0, params)
+    read_only = x0.copy()
+    read_only.flags.writeable = False
+    g_read_only = g0.copy()
+    g_read_only.flags.writeable = False
+    kinds = {
+        "plain": (x0.copy(), g0.copy()),
+        "read-only": (read_only, g_read_only),
+        "unaligned": (_unaligned(x0), _unaligned(g0)),
+        "2-d": (x0.reshape(20, 15), g0.reshape(20, 15)),
+    }
+    for _ in range(2):
+        for kind, (x, g) in kinds.items():
+            assert_close_ulp(name, call_forward(name, x, params).reshape(-1), want, x0, params)
+            assert_close_ulp(name, call_backward(name, g, x, params).reshape(-1), want_b, x0, params, g0)
+            for out in (np.empty_like(x), _unaligned(np.empty_like(x))):
+                assert call_forward(name, x, params, out=out) is out, kind
+                assert_close_ulp(name, out.reshape(-1), want, x0, params)
+                assert call_backward(name, g, x, params, out=out) is out, kind
+                assert_close_ulp(name, out.reshape(-1), want_b, x0, params, g0)
+            if x.flags.writeable:
+                buf = x.copy() if x.flags.aligned else _unaligned(x)
+                assert call_forward(name, buf, params, out=buf) is buf
+                assert_close_ulp(name, buf.reshape(-1), want, x0, params)
+        # strided 1-D operands of a backward
+        xs, gs = np.repeat(x0, 2)[::2], np.repeat(g0, 2)[::2]
+        assert_close_ulp(name, call_backward(name, gs, xs, params), want_b, x0, params, g0)
+        zero_d = call_forward(name, x0[3:4].reshape(()), params)
+        assert np.ndim(zero_d) == 0
+        assert_close_ulp(name, np.asarray(zero_d).reshape(1), want[3:4], x0[3:4], params)
+
+
 @pytest.mark.parametrize("shift", [1, -1, 7])
 @pytest.mark.parametrize("size", [1000, BIG])
 @pytest.mark.parametrize(("name", "params"), FIRST_CASES)
