@@ -75,9 +75,14 @@ def test_kernels_vectorise(name, dtype):
     k = fa.KERNELS[name]
     x = np.ones(64, dtype)
     p = tuple(np.dtype(dtype).type(v) for v in numeric_params(name, first_params(name)))
-    fwd = _asm(k.forward["flat"][0], x, x.copy(), p)
-    bwd = _asm(k.backward["flat"][0], x, x, x.copy(), p)
-    for which, asm in (("forward", fwd), ("backward", bwd)):
+    loops = {
+        "forward": _asm(k.forward["flat"][0], x, x.copy(), p),
+        "backward": _asm(k.backward["flat"][0], x, x, x.copy(), p),
+        # in place, serial: the loop reads out (x or grad_output given as None)
+        "forward in place": _asm(k.forward["flat"][0], None, x.copy(), p),
+        "backward in place": _asm(k.backward["flat"][0], None, x, x.copy(), p),
+    }
+    for which, asm in loops.items():
         assert PACKED_MATH.search(asm), f"{name} {which}: no packed ymm/zmm arithmetic: the loop did not vectorise"
 
 

@@ -230,6 +230,8 @@ def run_elementwise(
         if views is not None:
             serial, parallel = getattr(kernels, loops)["flat"]
             if size < threshold:
+                if out is inputs[0]:  # in place: the serial loop reads out (see _kernels._map_loops)
+                    views[0] = None
                 serial(*views, params)
             else:
                 _launch(parallel, *views, params)
@@ -392,15 +394,16 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
             if (dt is f32 or dt is f64) and x.size < (small32 if dt is f32 else small64) and xnum & _C_CONTIGUOUS:
                 if out is None:
                     result, rnum = empty_like(x), -1
-                elif out is x:
-                    result, rnum = (x if xnum & _WRITEABLE else None), xnum
+                elif out is x:  # in place: x=None, the loop reads out (see _kernels._map_loops)
+                    result, rnum = (x if xnum & _WRITEABLE else None), -2
                 else:
                     result = _fast_out(out, x, dt)
                     rnum = None if result is None else result.flags.num
                 if result is not None:
                     pair = None if kwargs else typed_pairs.get(args)
                     params = (pair or typed_pair(args, kwargs))[dt is f64]
-                    xv, rv = (x, result) if x.ndim == 1 else (x.reshape(-1), result.reshape(-1))
+                    rv = result if result.ndim == 1 else result.reshape(-1)
+                    xv = None if rnum == -2 else (x if x.ndim == 1 else x.reshape(-1))
                     key = (dt is f64, xnum, rnum)
                     entry = entries.get(key)
                     if entry is None:
@@ -456,16 +459,16 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
                     result, rnum = empty_like(x), -1
                 else:
                     result = _fast_out(out, x, dt, grad_output)
-                    rnum = None if result is None else result.flags.num
+                    rnum = None if result is None else (-2 if result is grad_output else result.flags.num)
                 if result is not None:
                     pair = None if kwargs else typed_pairs.get(args)
                     params = (pair or typed_pair(args, kwargs))[dt is f64]
+                    gv = None if rnum == -2 else grad_output  # in place: the loop reads out
                     key = (dt is f64, grad_output.flags.num, x.flags.num, rnum)
                     entry = entries.get(key)
                     if entry is None:
-                        entry = entries[key] = _entry_point(kernels.backward["flat"][0],
-                                                            (grad_output, x, result, params))
-                    entry(grad_output, x, result, params)
+                        entry = entries[key] = _entry_point(kernels.backward["flat"][0], (gv, x, result, params))
+                    entry(gv, x, result, params)
                     return result
         values = binder.bind(args, kwargs) if args or kwargs else None
         if (x is None) == (y is None):

@@ -123,13 +123,20 @@ def _jit_variants(fn: types.FunctionType, qualname: str) -> tuple:
 
 
 def _map_loops(f, nparams, token):
-    """out = f(x, *params), over 1-D buffers and over the rows of 2-D strided views."""
+    """out = f(x, *params), over 1-D buffers and over the rows of 2-D strided views.
+
+    In place, the flat loop is called with x=None and reads out: numba prunes the branch
+    on an argument typed None, so that specialisation names one array. Given x and out
+    as two names for one buffer, LLVM's run-time alias check fails and its scalar
+    fallback runs: measured 3-5x slower for sigmoid, elu, gelu and tanh in place at 8,192
+    elements (the serial path). The same holds for grad_output=None in _chain_loops."""
     if nparams == 0:
 
         def flat(x, out, params):
             token  # noqa: B018 -- keeps the token in the closure, hence in the cache key
-            for i in prange(x.shape[0]):
-                out[i] = f(x[i])
+            src = out if x is None else x
+            for i in prange(src.shape[0]):
+                out[i] = f(src[i])
 
         def rows(x, out, params):
             token  # noqa: B018
@@ -142,8 +149,9 @@ def _map_loops(f, nparams, token):
         def flat(x, out, params):
             token  # noqa: B018
             a = params[0]
-            for i in prange(x.shape[0]):
-                out[i] = f(x[i], a)
+            src = out if x is None else x
+            for i in prange(src.shape[0]):
+                out[i] = f(src[i], a)
 
         def rows(x, out, params):
             token  # noqa: B018
@@ -157,8 +165,9 @@ def _map_loops(f, nparams, token):
         def flat(x, out, params):
             token  # noqa: B018
             a, b = params[0], params[1]
-            for i in prange(x.shape[0]):
-                out[i] = f(x[i], a, b)
+            src = out if x is None else x
+            for i in prange(src.shape[0]):
+                out[i] = f(src[i], a, b)
 
         def rows(x, out, params):
             token  # noqa: B018
@@ -180,8 +189,9 @@ def _chain_loops(df, nparams, token):
 
         def flat(g, x, out, params):
             token  # noqa: B018
+            gsrc = out if g is None else g
             for i in prange(x.shape[0]):
-                out[i] = g[i] * g.dtype.type(df(x[i]))
+                out[i] = gsrc[i] * out.dtype.type(df(x[i]))
 
         def rows(g, x, out, params):
             token  # noqa: B018
@@ -194,8 +204,9 @@ def _chain_loops(df, nparams, token):
         def flat(g, x, out, params):
             token  # noqa: B018
             a = params[0]
+            gsrc = out if g is None else g
             for i in prange(x.shape[0]):
-                out[i] = g[i] * g.dtype.type(df(x[i], a))
+                out[i] = gsrc[i] * out.dtype.type(df(x[i], a))
 
         def rows(g, x, out, params):
             token  # noqa: B018
@@ -209,8 +220,9 @@ def _chain_loops(df, nparams, token):
         def flat(g, x, out, params):
             token  # noqa: B018
             a, b = params[0], params[1]
+            gsrc = out if g is None else g
             for i in prange(x.shape[0]):
-                out[i] = g[i] * g.dtype.type(df(x[i], a, b))
+                out[i] = gsrc[i] * out.dtype.type(df(x[i], a, b))
 
         def rows(g, x, out, params):
             token  # noqa: B018
@@ -746,6 +758,9 @@ def warm_all(progress=None) -> int:
                         act.forward(buf, axis=axis, out=buf)
                 continue
             p = act.example_params
+            buf = layouts[0].copy()  # the serial loops' in-place specialisations (x=None, g=None)
+            act.forward(buf, *p, out=buf)
+            act.backward(buf, layouts[0], *p, out=buf)
             for x in layouts:
                 act.forward(x, *p)
                 act.backward(x, x, *p)
