@@ -97,17 +97,19 @@ def _bench(args: argparse.Namespace) -> int:
     def ratio(v):
         return "-" if v is None else f"{v:.2f}x"
 
-    header = (f"{'activation':<12} {'dtype':<8} {'pass':<18} {'GB/s':>7} {'of roofline':>12} "
+    header = (f"{'activation':<12} {'dtype':<8} {'pass':<24} {'GB/s':>7} {'of roofline':>12} "
               f"{'vs NumPy':>9} {'vs PyTorch':>11}")
     print(f"\nfastact bench: {args.size:,} elements, {numba.get_num_threads()} threads, "
           f"numpy {np.__version__}, numba {numba.__version__}, torch {torch_version or 'not installed'}")
     print("GB/s = bytes read and written / time; 'of roofline' = a parallel copy (3-array pass for a "
-          "backward) / fastact;\n'vs X' = X's time / fastact's time (above 1: fastact is faster)\n")
+          "backward) / fastact;\n'vs X' = X's time / fastact's time (above 1: fastact is faster); "
+          "'backward from y': given the forward's\noutput, as PyTorch's sigmoid and tanh and fastact.torch "
+          "work (PyTorch's column: its own autograd backward)\n")
     print(header)
     print("-" * len(header))
     for r in results:
         label = r["pass"] + (" in place" if r["in_place"] else "")
-        print(f"{r['activation']:<12} {r['dtype']:<8} {label:<18} {r['fastact_GBps']:>7.1f} "
+        print(f"{r['activation']:<12} {r['dtype']:<8} {label:<24} {r['fastact_GBps']:>7.1f} "
               f"{ratio(r['of_roofline']):>12} {ratio(r['vs_numpy']):>9} {ratio(r['vs_torch']):>11}")
     if args.json:
         meta = {"numpy": np.__version__, "numba": numba.__version__, "torch": torch_version,
@@ -130,7 +132,8 @@ def _plot(results: list[dict], path: str) -> None:
     except ImportError:
         print("--plot needs matplotlib: pip install 'fastact[plot]'", file=sys.stderr)
         return
-    labels = [f"{r['activation']}\n{r['dtype']}\n{r['pass'][:3]}" for r in results]
+    short = {"forward": "fwd", "backward": "bwd", "backward from y": "bwd y"}
+    labels = [f"{r['activation']}\n{r['dtype']}\n{short.get(r['pass'], r['pass'])}" for r in results]
     contenders = [("fastact", "fastact"), ("roofline", "roofline"), ("numpy", "NumPy"), ("torch", "PyTorch")]
     width = 0.2
     fig, ax = plt.subplots(figsize=(max(8, len(results) * 0.9), 4.5))

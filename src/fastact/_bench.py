@@ -55,10 +55,13 @@ def three_array_pass(a, b, out):
 # --- cases ---------------------------------------------------------------------------------------
 
 
+FROM_Y = "backward from y"  # the backward given the forward's output, as autograd keeps it
+
+
 @dataclass
 class Case:
     name: str
-    direction: str  # "forward" or "backward"
+    direction: str  # "forward", "backward" (from x) or FROM_Y
     in_place: bool
     dtype: np.dtype
     size: int
@@ -67,7 +70,7 @@ class Case:
     @property
     def id(self) -> str:
         where = "inplace" if self.in_place else "out"
-        return f"{self.name}-{self.direction}-{where}-{np.dtype(self.dtype).name}-{self.size}"
+        return f"{self.name}-{self.direction.replace(' ', '_')}-{where}-{np.dtype(self.dtype).name}-{self.size}"
 
     @property
     def bytes_moved(self) -> int:
@@ -79,15 +82,19 @@ def cases(
     names: list[str] | None = None,
     dtypes: tuple = (np.float32, np.float64),
     sizes: tuple[int, ...] = (1 << 24,),
-    directions: tuple[str, ...] = ("forward", "backward"),
+    directions: tuple[str, ...] = ("forward", "backward", FROM_Y),
     in_place: tuple[bool, ...] = (False, True),
 ) -> Iterator[Case]:
+    """FROM_Y for the element-wise activations whose derivative their output gives
+    (a row-wise backward always works from y: its "backward" is that one)."""
     for name in names or list(ACTIVATIONS):
         act = ACTIVATIONS[name]
         params = act.example_params if act.kind == "elementwise" else ()
         for dtype in dtypes:
             for size in sizes:
                 for direction in directions:
+                    if direction == FROM_Y and not (act.kind == "elementwise" and act.supports_y):
+                        continue
                     for ip in in_place:
                         yield Case(name, direction, ip, np.dtype(dtype), size, params)
 
@@ -124,7 +131,8 @@ class Runners:
         self.weight = np.linspace(0.05, 0.4, PRELU_CHANNELS).astype(dt)
         self.gbuf = self.g.copy()
         # a row-wise backward works from the forward's output, as a training step has it
-        self.y = ACTIVATIONS[case.name].forward(self.x0) if self.rowwise else None
+        self.y = ACTIVATIONS[case.name].forward(self.x0, *self._params()) if (
+            self.rowwise or case.direction == FROM_Y) else None
 
     def restore(self) -> None:
         np.copyto(self.x, self.x0)
@@ -140,18 +148,18 @@ class Runners:
             if self.case.in_place:
                 return lambda: act.forward(x, *p, out=x)
             return lambda: act.forward(x, *p)
-        if self.rowwise:
+        if self.y is not None:  # from y: x is not given (params follow it positionally)
             y = self.y
             if self.case.in_place:
-                return lambda: act.backward(gbuf, y=y, out=gbuf)
-            return lambda: act.backward(g, y=y)
+                return lambda: act.backward(gbuf, None, *p, y=y, out=gbuf)
+            return lambda: act.backward(g, None, *p, y=y)
         if self.case.in_place:
             return lambda: act.backward(gbuf, x, *p, out=gbuf)
         return lambda: act.backward(g, x, *p)
 
     def numpy(self) -> Callable[[], Any] | None:
         act = ACTIVATIONS[self.case.name]
-        if act.numpy is None:
+        if act.numpy is None or self.case.direction == FROM_Y:  # no natural NumPy form declared from y
             return None
         p = self._params()
         if self.case.name == "prelu":
