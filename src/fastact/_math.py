@@ -8,13 +8,14 @@ arithmetic that LLVM inlines and vectorises.
 exp(x) = 2^k * e^r, with k = round(x / ln 2) and r = x - k ln 2 (Cody-Waite: ln 2 split in
 a high part exact in a few bits and a low part, so that k ln 2 is subtracted almost
 exactly), |r| <= ln 2 / 2. e^r and e^r - 1 come from their Taylor series, to degree 7 for
-float32 and 13 for float64, where the truncation is below a tenth of an ulp. k is found
+float32 and 13 for float64, where the truncation is below a tenth of an ulp, evaluated
+by Estrin's scheme (``_polynomial_estrin``; so is log's series). k is found
 with the "magic number" rounding: adding 1.5 * 2^m (m the mantissa bits) leaves
 round(t) in the low bits, read back by reinterpreting the float as an integer; this
 never converts a float to an integer, which LLVM leaves undefined for NaN. 2^k is built in
 the exponent bits, as two factors 2^(k/2) in float32 and, beyond the normal range, as
 2^(k +- 1000) times the constant 2^-+1000 in float64, so that subnormal results are
-rounded once and overflow gives inf (see _scale32, _scale64). Every Horner step and the
+rounded once and overflow gives inf (see _scale32, _scale64). Every polynomial step and the
 reduction is a fused multiply-add (``fma`` below) where the CPU has FMA: half the
 instructions, and one rounding fewer per step.
 
@@ -134,6 +135,30 @@ def _polynomial(coefficients: tuple) -> object:
     return register_jitable(namespace["polynomial"])
 
 
+def _polynomial_estrin(coefficients: tuple) -> object:
+    """The same polynomial by Estrin's scheme: pairs c x + c' of neighbouring terms, then
+    pairs of pairs with x^2, x^4, ... A chain of about log2(n) fused multiply-adds
+    instead of Horner's n - 1, for the same number of them plus the powers. The loops
+    that evaluate exp and log are bound by that chain's latency more than by the count
+    of instructions (one 8-wide float32 exp is ~40 instructions; see the README's
+    "Speed"). Used where |x| is small (the terms fall fast), so that the sums are
+    dominated by the low-order terms, as in Horner's form; the tests hold the bounds."""
+    n = len(coefficients)
+    names = {f"c{k}": c for k, c in enumerate(coefficients)} | {"fma": fma}
+    terms = [f"c{n - 1 - i}" for i in range(n)]  # terms[i] multiplies x^i
+    lines, power, width = [], "x", 1
+    while len(terms) > 1:
+        terms = [f"fma({terms[i + 1]}, {power}, {terms[i]})" if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+        if len(terms) > 1:
+            width *= 2
+            lines.append(f"    x{width} = {power} * {power}\n")
+            power = f"x{width}"
+    namespace: dict = {}
+    exec(f"def polynomial(x):\n{''.join(lines)}    return {terms[0]}\n", names, namespace)
+    return register_jitable(namespace["polynomial"])
+
+
 # --- float32 ---------------------------------------------------------------------------------
 
 _F32_MAGIC = np.float32(12582912.0)  # 1.5 * 2^23
@@ -157,7 +182,7 @@ def _reduce32(x):
 
 
 # e^r - 1 = r + r^2 (1/2! + r/3! + ... + r^5/7!)
-_expm1_taylor32 = _polynomial(tuple(np.float32(1.0 / math.factorial(n)) for n in range(7, 1, -1)))
+_expm1_taylor32 = _polynomial_estrin(tuple(np.float32(1.0 / math.factorial(n)) for n in range(7, 1, -1)))
 
 
 @register_jitable
@@ -226,7 +251,7 @@ def _reduce64(x):
 
 
 # e^r - 1 = r + r^2 (1/2! + r/3! + ... + r^11/13!)
-_expm1_taylor64 = _polynomial(tuple(1.0 / math.factorial(n) for n in range(13, 1, -1)))
+_expm1_taylor64 = _polynomial_estrin(tuple(1.0 / math.factorial(n) for n in range(13, 1, -1)))
 
 
 @register_jitable
@@ -318,7 +343,7 @@ def _sigmoid64(x):
 
 _F32_LOG_R = tuple(np.float32(2.0 / (2 * n + 1)) for n in range(4, 0, -1))
 _F64_LOG_R = tuple(2.0 / (2 * n + 1) for n in range(10, 0, -1))
-_log_r32, _log_r64 = _polynomial(_F32_LOG_R), _polynomial(_F64_LOG_R)
+_log_r32, _log_r64 = _polynomial_estrin(_F32_LOG_R), _polynomial_estrin(_F64_LOG_R)
 _F32_SQRT_HALF_BITS = 0x3F3504F3  # float32 bits of sqrt(1/2)
 _F64_SQRT_HALF_BITS = 0x3FE6A09E667F3BCD
 _F32_ONE_BITS, _F64_ONE_BITS = 0x3F800000, 0x3FF0000000000000
