@@ -135,16 +135,20 @@ def _polynomial(coefficients: tuple) -> object:
     return register_jitable(namespace["polynomial"])
 
 
-def _polynomial_estrin(coefficients: tuple) -> object:
+def _polynomial_estrin(coefficients: tuple, horner_tail: int = 0) -> object:
     """The same polynomial by Estrin's scheme: pairs c x + c' of neighbouring terms, then
     pairs of pairs with x^2, x^4, ... A chain of about log2(n) fused multiply-adds
     instead of Horner's n - 1, for the same number of them plus the powers. The loops
     that evaluate exp and log are bound by that chain's latency more than by the count
     of instructions (one 8-wide float32 exp is ~40 instructions; see the README's
     "Speed"). Used where |x| is small (the terms fall fast), so that the sums are
-    dominated by the low-order terms, as in Horner's form; the tests hold the bounds."""
-    n = len(coefficients)
+    dominated by the low-order terms, as in Horner's form; the tests hold the bounds.
+    ``horner_tail``: the last (lowest) coefficients added by Horner steps after the
+    rest: where |x| reaches 1 and the terms alternate in sign (erfc's S), the low-order
+    terms that decide the rounding keep Horner's order, and the long high-order part,
+    small there, takes Estrin's short chain."""
     names = {f"c{k}": c for k, c in enumerate(coefficients)} | {"fma": fma}
+    n = len(coefficients) - horner_tail
     terms = [f"c{n - 1 - i}" for i in range(n)]  # terms[i] multiplies x^i
     lines, power, width = [], "x", 1
     while len(terms) > 1:
@@ -154,8 +158,11 @@ def _polynomial_estrin(coefficients: tuple) -> object:
             width *= 2
             lines.append(f"    x{width} = {power} * {power}\n")
             power = f"x{width}"
+    expr = terms[0]
+    for k in range(n, len(coefficients)):
+        expr = f"fma({expr}, x, c{k})"
     namespace: dict = {}
-    exec(f"def polynomial(x):\n{''.join(lines)}    return {terms[0]}\n", names, namespace)
+    exec(f"def polynomial(x):\n{''.join(lines)}    return {expr}\n", names, namespace)
     return register_jitable(namespace["polynomial"])
 
 
@@ -458,7 +465,7 @@ _F32_ERF_TAYLOR = tuple(
 _F64_ERF_TAYLOR = tuple(
     2.0 / math.sqrt(math.pi) * (-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(18, -1, -1)
 )
-_erfc_s32, _erfc_s64 = _polynomial(_F32_ERFC_S), _polynomial(_F64_ERFC_S)
+_erfc_s32, _erfc_s64 = _polynomial_estrin(_F32_ERFC_S, 4), _polynomial_estrin(_F64_ERFC_S, 4)
 _erf_taylor32, _erf_taylor64 = _polynomial(_F32_ERF_TAYLOR), _polynomial(_F64_ERF_TAYLOR)
 _F32_ERFC_ZERO, _F64_ERFC_ZERO = np.float32(11.0), 28.0  # erfc underflows to 0 beyond
 
