@@ -258,6 +258,14 @@ def test_in_place_and_overlap(name, dtype):
             np.testing.assert_array_equal(target, want_g)
         gb = g.copy()
         np.testing.assert_array_equal(backward(name)(gb, x, axis=axis, out=gb), want_g)
+        other = np.empty_like(x)
+        assert forward(name)(x, axis=axis, out=other) is other
+        np.testing.assert_array_equal(other, want)
+        # grad_output and y one array, and out too: computed from the values before the call
+        both = want.copy()
+        want_same = backward(name)(want.copy(), y=want, axis=axis)
+        assert backward(name)(both, y=both, axis=axis, out=both) is both
+        np.testing.assert_array_equal(both, want_same)
     # out a shifted view of the input: the result of a copy
     buf = np.zeros(x.size + 3, dtype)
     buf[:x.size] = x.ravel()

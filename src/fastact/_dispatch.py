@@ -910,11 +910,19 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
     ndarray = np.ndarray
     serial: dict[str, Callable[..., None]] = {}  # the serial rows kernels, once loaded
 
+    def lean_out(out: Any, a: np.ndarray, *more: np.ndarray) -> np.ndarray | None:
+        # where the small path writes: a new array, a itself (the kernels read each
+        # element of a row before writing it), or an out it can take as it is
+        if out is None:
+            return np.empty_like(a)
+        if out is a:
+            return a if a.flags.writeable and not any(np.may_share_memory(m, a) for m in more) else None
+        return _fast_out(out, a, a.dtype, *more)
+
     def forward(x, *, axis=-1, out=None):
-        if out is None and type(x) is ndarray and (n := _lean_rows(x, axis)):
+        if type(x) is ndarray and (n := _lean_rows(x, axis)) and (result := lean_out(out, x)) is not None:
             if "forward" not in serial:
                 serial["forward"] = kernels.rowwise["forward"][0]
-            result = np.empty_like(x)
             # one task of all rows: the serial kernel runs its tasks in order anyway
             serial["forward"](x.reshape(-1, n), result.reshape(-1, n), max(1, x.size // n))
             return result
@@ -929,12 +937,13 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         return _rowwise_result(kernels, "forward", ax, (x.astype(cdt, copy=False),), out, rdt)
 
     def backward(grad_output, x=None, *, axis=-1, y=None, out=None):
-        if (out is None and x is None and type(y) is ndarray and type(grad_output) is ndarray
+        if (x is None and type(y) is ndarray and type(grad_output) is ndarray
                 and grad_output.dtype is y.dtype and grad_output.shape == y.shape
-                and grad_output.flags.c_contiguous and (n := _lean_rows(y, axis))):
+                and grad_output.flags.c_contiguous and (n := _lean_rows(y, axis))
+                and (result := lean_out(out, grad_output, y) if out is grad_output else lean_out(out, y, grad_output))
+                is not None):
             if "backward" not in serial:
                 serial["backward"] = kernels.rowwise["backward"][0]
-            result = np.empty_like(y)
             serial["backward"](grad_output.reshape(-1, n), y.reshape(-1, n), result.reshape(-1, n), max(1, y.size // n))
             return result
         if (x is None) == (y is None):
