@@ -186,7 +186,7 @@ channelwise(
     ),
     summary="Parametric ReLU with one slope per channel.",
     numpy=lambda x, w: np.where(x > 0, x, w * x),  # w shaped to broadcast along the axis
-    numpy_grad=lambda g, x, w: _prelu_numpy_grad(g, x, w),
+    numpy_grad=_prelu_numpy_grad,
 )
 
 
