@@ -170,6 +170,18 @@ def _fast_out(out: Any, x: np.ndarray, dtype: np.dtype, *more: np.ndarray) -> np
     return out
 
 
+def _small_out(out: Any, a: np.ndarray, *more: np.ndarray) -> np.ndarray | None:
+    """Where a small-call path writes: a new array like a; a itself (in place: a's
+    kernels read each element before writing it), when writable and apart from the
+    other operands; or an out it can take as it is (_fast_out). None: the general path
+    checks out and says what is wrong."""
+    if out is None:
+        return np.empty_like(a)
+    if out is a:
+        return a if a.flags.writeable and not any(np.may_share_memory(m, a) for m in more) else None
+    return _fast_out(out, a, a.dtype, *more)
+
+
 def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
     # the cheap tests first: __array_interface__ builds a dict (microseconds)
     return a is b or (
@@ -641,7 +653,7 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
     # shape, axis and weight size whose plan a checked call has already made (so nothing
     # is left to check but the operands' memory). Its cost is overhead only, as in
     # make_forward: closure variables, and the serial kernels once looked up.
-    ndarray, empty_like, may_share_memory, f32, f64 = np.ndarray, np.empty_like, np.may_share_memory, F32, F64
+    ndarray, f32, f64 = np.ndarray, F32, F64
     small = {F32: PARALLEL_MIN_SIZES[F32, "forward"], F64: PARALLEL_MIN_SIZES[F64, "forward"]}
     small_backward = {F32: PARALLEL_MIN_SIZES[F32, "backward"], F64: PARALLEL_MIN_SIZES[F64, "backward"]}
     plans = _channel_plans
@@ -668,18 +680,10 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
 
     def prelu(x, weight, *, axis=1, out=None):
         plan = lean_plan(x, weight, axis, small)
-        if plan is not None:
-            if out is None:
-                target, in_place = empty_like(x), False
-            elif out is x:
-                ok = x.flags.writeable and not may_share_memory(weight, x)
-                target, in_place = (x if ok else None), True
-            else:
-                target, in_place = _fast_out(out, x, x.dtype, weight), False
-            if target is not None:
-                serial_kernel(plan, "forward", in_place)(x.reshape(plan.shape), weight, target.reshape(plan.shape),
-                                                         plan.extra)
-                return target
+        if plan is not None and (target := _small_out(out, x, weight)) is not None:
+            serial_kernel(plan, "forward", target is x)(x.reshape(plan.shape), weight, target.reshape(plan.shape),
+                                                        plan.extra)
+            return target
         if _lazy.kind(x):
             return _lazy.prelu_forward(prelu, x, as_input(fname, "weight", weight), axis,
                                        _lazy_dtype(fname, out, ("x", x)))
@@ -714,16 +718,11 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
             and grad_output.shape == x.shape and grad_output.flags.c_contiguous
         ):
             g = grad_output
-            if out is None:
-                target, in_place = empty_like(x), False
-            elif out is g:
-                ok = g.flags.writeable and not (may_share_memory(x, g) or may_share_memory(weight, g))
-                target, in_place = (g if ok else None), True
-            else:
-                target, in_place = _fast_out(out, x, x.dtype, g, weight), False
+            # in place is out=g (the kernels' in-place form); out=x is any other out
+            target = _small_out(out, g, x, weight) if out is g else _small_out(out, x, g, weight)
             if target is not None:
-                grad_weight = empty_like(weight)
-                plan.backward(serial_kernel(plan, "backward", in_place), False, g.reshape(plan.shape),
+                grad_weight = np.empty_like(weight)
+                plan.backward(serial_kernel(plan, "backward", target is g), False, g.reshape(plan.shape),
                               x.reshape(plan.shape), weight, target.reshape(plan.shape), grad_weight)
                 return target, grad_weight
         if _lazy.kind(grad_output) or _lazy.kind(x):
@@ -910,17 +909,8 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
     ndarray = np.ndarray
     serial: dict[str, Callable[..., None]] = {}  # the serial rows kernels, once loaded
 
-    def lean_out(out: Any, a: np.ndarray, *more: np.ndarray) -> np.ndarray | None:
-        # where the small path writes: a new array, a itself (the kernels read each
-        # element of a row before writing it), or an out it can take as it is
-        if out is None:
-            return np.empty_like(a)
-        if out is a:
-            return a if a.flags.writeable and not any(np.may_share_memory(m, a) for m in more) else None
-        return _fast_out(out, a, a.dtype, *more)
-
     def forward(x, *, axis=-1, out=None):
-        if type(x) is ndarray and (n := _lean_rows(x, axis)) and (result := lean_out(out, x)) is not None:
+        if type(x) is ndarray and (n := _lean_rows(x, axis)) and (result := _small_out(out, x)) is not None:
             if "forward" not in serial:
                 serial["forward"] = kernels.rowwise["forward"][0]
             # one task of all rows: the serial kernel runs its tasks in order anyway
@@ -940,8 +930,8 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         if (x is None and type(y) is ndarray and type(grad_output) is ndarray
                 and grad_output.dtype is y.dtype and grad_output.shape == y.shape
                 and grad_output.flags.c_contiguous and (n := _lean_rows(y, axis))
-                and (result := lean_out(out, grad_output, y) if out is grad_output else lean_out(out, y, grad_output))
-                is not None):
+                and (result := (_small_out(out, grad_output, y) if out is grad_output
+                                else _small_out(out, y, grad_output))) is not None):
             if "backward" not in serial:
                 serial["backward"] = kernels.rowwise["backward"][0]
             serial["backward"](grad_output.reshape(-1, n), y.reshape(-1, n), result.reshape(-1, n), max(1, y.size // n))

@@ -124,15 +124,9 @@ def _polynomial(coefficients: tuple) -> object:
     """p(x) = c[0] x^(n-1) + ... + c[n-1] by Horner's scheme, written out term by term
     (coefficients highest degree first, as np.float32 or float). Generated rather than a
     loop over the tuple: LLVM does not fully unroll a loop of 20-odd steps, and the loop
-    that calls it then does not vectorise."""
-    names = {f"c{k}": c for k, c in enumerate(coefficients)}
-    expr = "c0"
-    for k in range(1, len(coefficients)):
-        expr = f"fma({expr}, x, c{k})"
-    names["fma"] = fma
-    namespace: dict = {}
-    exec(f"def polynomial(x):\n    return {expr}\n", names, namespace)
-    return register_jitable(namespace["polynomial"])
+    that calls it then does not vectorise. (Estrin's scheme with every step but the
+    first a Horner step: the generated code is the Horner form.)"""
+    return _polynomial_estrin(coefficients, horner_tail=len(coefficients) - 1)
 
 
 def _polynomial_estrin(coefficients: tuple, horner_tail: int = 0) -> object:
