@@ -14,7 +14,7 @@ from .references import _mp_tanhshrink, ulp_distance
 # the bounds _math's docstring states, per function and dtype
 BOUNDS = {
     "exp": (1, 1), "expm1": (2, 2), "tanh": (2, 2), "sigmoid": (2, 2), "log1p": (1, 1), "log": (1, 1),
-    "erf": (2, 2), "erfc": (4, 4), "softplus": (1, 1), "logsigmoid": (1, 1), "x_minus_tanh": (3, 3),
+    "erf": (2, 2), "erfc": (4, 4), "softplus": (2, 2), "logsigmoid": (2, 2), "x_minus_tanh": (3, 3),
 }
 MPMATH = {
     "exp": mpmath.exp, "expm1": mpmath.expm1, "tanh": mpmath.tanh, "sigmoid": lambda v: 1 / (1 + mpmath.exp(-v)),

@@ -9,6 +9,10 @@ x - tanh(x) = x^3 T(w) for |x| <= 1.5, where the difference cancels (beyond, tan
 error is at most 2 ulp of the difference); w = x^2 / 1.125 - 1 in [-1, 1], centred for the
 same reason as erfc's.
 
+log1p(e) for e in [0, 1] (softplus and logsigmoid take it of e = exp(-|x|)): e + e^2 Q(w),
+w = 2e - 1 in [-1, 1]; Q(w) = (log1p(e) - e) / e^2 runs from -1/2 to ln 2 - 1, so the
+leading e is exact and Q's error is scaled down by e Q / log1p(e), at most 0.44.
+
 Prints each polynomial's coefficients, highest degree first, and the fit's relative error.
 """
 
@@ -18,6 +22,7 @@ ERFC_C = 3
 ERFC_DEGREES = {"float32": 11, "float64": 25}
 TANHSHRINK_Z = 2.25  # 1.5^2
 TANHSHRINK_DEGREES = {"float32": 11, "float64": 22}
+LOG1P_UNIT_DEGREES = {"float32": 9, "float64": 20}
 
 
 def erfc_s(w):
@@ -36,6 +41,13 @@ def tanhshrink_t(w):
     return (x - mp.tanh(x)) / x**3
 
 
+def log1p_unit_q(w):
+    e = (w + 1) / 2
+    if e == 0:
+        return mp.mpf(-1) / 2
+    return (mp.log1p(e) - e) / e**2
+
+
 def fit(f, interval, degree, scale_at):
     coeffs, err = mp.chebyfit(f, interval, degree + 1, error=True)
     return coeffs, err / abs(f(mp.mpf(scale_at)))
@@ -46,6 +58,7 @@ if __name__ == "__main__":
     for name, f, interval, degrees, at in (
         ("erfc S(w)", erfc_s, [-1, 1], ERFC_DEGREES, 1),
         ("tanhshrink T(w)", tanhshrink_t, [-1, 1], TANHSHRINK_DEGREES, 1),
+        ("log1p on [0, 1] Q(w)", log1p_unit_q, [-1, 1], LOG1P_UNIT_DEGREES, 1),
     ):
         for dtype, degree in degrees.items():
             coeffs, err = fit(f, interval, degree, at)
