@@ -13,9 +13,8 @@ by Estrin's scheme (``_polynomial_estrin``; so is log's series). k is found
 with the "magic number" rounding: adding 1.5 * 2^m (m the mantissa bits) leaves
 round(t) in the low bits, read back by reinterpreting the float as an integer; this
 never converts a float to an integer, which LLVM leaves undefined for NaN. 2^k is built in
-the exponent bits, as two factors 2^(k/2) in float32 and, beyond the normal range, as
-2^(k +- 1000) times the constant 2^-+1000 in float64, so that subnormal results are
-rounded once and overflow gives inf (see _scale32, _scale64). Every polynomial step and the
+the exponent bits, as two factors 2^(k/2), so that subnormal results are rounded once and
+overflow gives inf (see _scale32, _scale64). Every polynomial step and the
 reduction is a fused multiply-add (``fma`` below) where the CPU has FMA: half the
 instructions, and one rounding fewer per step.
 
@@ -196,8 +195,8 @@ def _scale32(v, k):
     # v * 2^k for k in [-150, 129], as v 2^k1 2^k2 with k1 = floor(k / 2), k2 = k - k1:
     # both factors are normal numbers built in their exponent bits, v 2^k1 is exact, and
     # the second product rounds a subnormal result once and overflows to inf. Fewer
-    # instructions than selecting a pre-scale for the extremes (_scale64's way), which
-    # float64 keeps: AVX2 has no arithmetic shift for 64-bit lanes.
+    # instructions than selecting a pre-scale 2^-+1000 for the extremes (float64 did that
+    # before it had the logical-shift form of _scale64: 10% slower exp).
     k1 = k >> 1  # arithmetic: AVX2 has it for 32-bit lanes
     k2 = k - k1
     return (v * _float32_from_bits((k1 + 127) << 23)) * _float32_from_bits((k2 + 127) << 23)
@@ -257,15 +256,12 @@ def _expm1_poly64(r):
     return fma(r * r, _expm1_taylor64(r), r)
 
 
-_F64_TWO_M1000, _F64_TWO_P1000 = 2.0**-1000, 2.0**1000
-
-
 @register_jitable
 def _scale64(v, k):
-    # as _scale32, for k in [-1077, 1025]
-    kk = k + 1000 if k < -1000 else (k - 1000 if k > 1000 else k)
-    post = _F64_TWO_M1000 if k < -1000 else (_F64_TWO_P1000 if k > 1000 else 1.0)
-    return (v * _float64_from_bits((kk + 1023) << 52)) * post
+    # as _scale32, for k in [-1077, 1025]: k1 = floor(k / 2) taken with a logical shift of
+    # k + 2048 >= 0, AVX2 having no arithmetic shift for 64-bit lanes
+    e1 = _shift_right_logical(k + 2048, 1) - 1  # k1 + 1023
+    return (v * _float64_from_bits(e1 << 52)) * _float64_from_bits((k + 2046 - e1) << 52)
 
 
 @register_jitable
