@@ -17,6 +17,7 @@ where it has them, and the in-place roofline pass.
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -118,18 +119,20 @@ def targets(big: list[dict], small: list[dict]) -> None:
 
 
 def main(argv: list[str]) -> None:
-    plot = None
-    if "--plot" in argv:  # the README's bar chart: the first run's rows out of place
-        i = argv.index("--plot")
-        plot, argv = argv[i + 1], argv[:i] + argv[i + 2:]
-    meta, big = load(argv[0])
-    small = load(argv[1])[1] if len(argv) > 1 else []
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("big", help="JSON of the 2^24-element runs, comma-separated")
+    parser.add_argument("small", nargs="?", help="JSON of the 1,000-element runs, comma-separated")
+    parser.add_argument("--plot", metavar="FILE.png", help="the README's bar chart: the first run's rows out of place")
+    args = parser.parse_args(argv)
+    meta, big = load(args.big)
+    small = load(args.small)[1] if args.small else []
     table(meta, big)
     targets(big, small)
-    if plot:
+    if args.plot:
         from fastact.__main__ import _plot
 
-        _plot([r for r in load(argv[0].split(",")[0])[1] if not r["in_place"]], plot)
+        _plot([r for r in load(args.big.split(",")[0])[1] if not r["in_place"]], args.plot)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,9 @@ def test_time_calls_takes_turns_and_times_a_slow_peer_once():
     assert len(restored) == sum(calls.values())  # restore before every call
 
 
-def test_bench_cli_prints_a_row_per_case(capsys):
-    assert main(["bench", "--functions", "relu", "softmax", "--dtype", "float32", "--size", "1000",
+@pytest.mark.parametrize("functions", [["relu", "softmax"], ["relu,softmax"]])
+def test_bench_cli_prints_a_row_per_case(capsys, functions):
+    assert main(["bench", "--functions", *functions, "--dtype", "float32", "--size", "1000",
                  "--budget", "0.001"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith(("relu ", "softmax "))]

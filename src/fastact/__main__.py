@@ -76,7 +76,8 @@ def _bench(args: argparse.Namespace) -> int:
     from fastact import ACTIVATIONS
     from fastact._bench import cases, measure
 
-    names = args.functions or list(ACTIVATIONS)
+    # space- or comma-separated, as users type lists either way
+    names = [n for arg in args.functions or () for n in arg.split(",") if n] or list(ACTIVATIONS)
     unknown = [n for n in names if n not in ACTIVATIONS]
     if unknown:
         print(f"unknown activation(s): {', '.join(unknown)}; known: {', '.join(ACTIVATIONS)}", file=sys.stderr)
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("info", help="versions, threading layer, threads, CPU features, cache directory")
     sub.add_parser("warm", help="compile every kernel ahead of use (fills the on-disk cache)")
     b = sub.add_parser("bench", help="speed per activation vs the copy roofline, NumPy and PyTorch")
-    b.add_argument("--functions", nargs="+", metavar="NAME", help="activations to run (default: all)")
+    b.add_argument("--functions", nargs="+", metavar="NAME",
+                   help="activations to run, space- or comma-separated (default: all)")
     b.add_argument("--dtype", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
     # 2^23 and 0.05 s: a default run of about a minute (a newcomer's first look); the README's
     # tables and the targets are from --size 16777216 --budget 0.12
