@@ -710,6 +710,21 @@ class Kernels:
         fn = _backward_scalar(self.act.grad_from_y_scalar, n, SOURCE_TOKEN)
         return _make_ufunc(fn, f"{self.act.name}_backward_from_y", 2 + n)
 
+    # the second derivative, h * f''(x) (and from y): what differentiates the backward in
+    # fastact.torch. Only double backward needs it, so a ufunc (one compile per dtype) and
+    # no prange loops
+    @cached_property
+    def backward2_ufunc(self) -> np.ufunc:
+        n = self._nparams
+        fn = _backward_scalar(self.act.grad2_scalar, n, SOURCE_TOKEN)
+        return _make_ufunc(fn, f"{self.act.name}_backward2", 2 + n)
+
+    @cached_property
+    def backward2_from_y_ufunc(self) -> np.ufunc:
+        n = self._nparams
+        fn = _backward_scalar(self.act.grad2_from_y_scalar, n, SOURCE_TOKEN)
+        return _make_ufunc(fn, f"{self.act.name}_backward2_from_y", 2 + n)
+
 
 # --- ahead-of-use compilation -------------------------------------------------------------
 

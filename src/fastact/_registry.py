@@ -21,7 +21,11 @@ from typing import Any
 
 from numba.extending import overload
 
-__all__ = ["Activation", "Param", "REGISTRY", "elementwise", "channelwise", "rowwise"]
+__all__ = ["PIECEWISE_LINEAR", "Activation", "Param", "REGISTRY", "elementwise", "channelwise", "rowwise"]
+
+# grad2= of an activation whose derivative is piecewise constant: its second derivative is
+# 0 wherever it exists (relu, hardtanh, the shrinks), which PyTorch's autograd gives too
+PIECEWISE_LINEAR = "piecewise linear"
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,9 @@ class Activation:
     ``grad_from_y(y, *params)`` (= f'(x) expressed through y = f(x)).
     ``y_ok(*params)`` says for which parameter values ``grad_from_y`` is exact
     (leaky_relu's y determines x only when negative_slope > 0).
+    ``grad2(x, *params)`` (= f''(x)) and ``grad2_from_y(y, *params)`` (= the derivative of
+    ``grad_from_y`` with respect to y) make the backward differentiable, for second
+    derivatives in ``fastact.torch``; ``PIECEWISE_LINEAR`` where they are 0.
 
     ``kind`` is "elementwise" (a scalar function of one element), "channelwise"
     (prelu: the parameter is a per-channel weight array along an axis) or "rowwise"
@@ -111,6 +118,8 @@ class Activation:
     grad_scalar: Callable[..., float]
     params: tuple[Param, ...] = ()
     grad_from_y_scalar: Callable[..., float] | None = None
+    grad2_scalar: Callable[..., float] | str | None = None
+    grad2_from_y_scalar: Callable[..., float] | str | None = None
     y_ok: Callable[..., bool] | None = None
     y_condition: str = ""
     formula: str = ""
@@ -211,13 +220,13 @@ def inline_jitable(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _jitable(fn: Callable[..., float] | None) -> Callable[..., float] | None:
-    return None if fn is None else inline_jitable(fn)
+def _jitable(fn: Callable[..., float] | str | None) -> Callable[..., float] | str | None:
+    return fn if fn is None or fn == PIECEWISE_LINEAR else inline_jitable(fn)
 
 
 def _register(**fields: Any) -> Activation:
-    for key in ("forward_scalar", "grad_scalar", "grad_from_y_scalar", "grad_weight_scalar",
-                "row_constant_scalar", "grad_term_scalar"):
+    for key in ("forward_scalar", "grad_scalar", "grad_from_y_scalar", "grad2_scalar", "grad2_from_y_scalar",
+                "grad_weight_scalar", "row_constant_scalar", "grad_term_scalar"):
         fields[key] = _jitable(fields.get(key))
     act = Activation(**fields)
     REGISTRY[act.name] = act
@@ -229,8 +238,10 @@ def elementwise(
     forward: Callable[..., float],
     grad: Callable[..., float],
     *,
+    grad2: Callable[..., float] | str,
     params: tuple[Param, ...] = (),
     grad_from_y: Callable[..., float] | None = None,
+    grad2_from_y: Callable[..., float] | str | None = None,
     y_ok: Callable[..., bool] | None = None,
     y_condition: str = "",
     formula: str,
@@ -242,8 +253,11 @@ def elementwise(
     params_check: Callable[..., str | None] | None = None,
 ) -> Activation:
     """Declare an element-wise activation and add it to the registry."""
+    if (grad_from_y is None) != (grad2_from_y is None):
+        raise TypeError(f"{name}: grad2_from_y= goes with grad_from_y=, the derivative of the one is the other")
     return _register(
         name=name, forward_scalar=forward, grad_scalar=grad, params=params, grad_from_y_scalar=grad_from_y,
+        grad2_scalar=grad2, grad2_from_y_scalar=grad2_from_y,
         y_ok=y_ok, y_condition=y_condition, formula=formula, derivative=derivative, summary=summary,
         examples=examples, numpy=numpy, numpy_grad=numpy_grad, params_check=params_check,
     )

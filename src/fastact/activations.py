@@ -39,6 +39,7 @@ from ._math import (
     x_minus_tanh,
 )
 from ._registry import (
+    PIECEWISE_LINEAR,
     Param,
     channelwise,
     elementwise,
@@ -69,6 +70,8 @@ elementwise(
     "relu",
     relu,
     relu_grad,
+    grad2=PIECEWISE_LINEAR,
+    grad2_from_y=PIECEWISE_LINEAR,
     grad_from_y=relu_grad_from_y,
     examples=(
         "array([0. , 0. , 1.5])",
@@ -100,6 +103,8 @@ elementwise(
     "leaky_relu",
     leaky_relu,
     leaky_relu_grad,
+    grad2=PIECEWISE_LINEAR,
+    grad2_from_y=PIECEWISE_LINEAR,
     params=(Param("negative_slope", 0.01, finite),),
     grad_from_y=leaky_relu_grad_from_y,
     y_ok=lambda negative_slope: negative_slope > 0.0,
@@ -136,10 +141,21 @@ def elu_grad_from_y(y, alpha):
     return 1.0 if y > 0.0 else y + alpha
 
 
+def elu_grad2(x, alpha):
+    negative = alpha * exp(x)
+    return lit(x, 0.0) if x > 0.0 else negative
+
+
+def elu_grad2_from_y(y, alpha):
+    return lit(y, 0.0) if y > 0.0 else lit(y, 1.0)
+
+
 elementwise(
     "elu",
     elu,
     elu_grad,
+    grad2=elu_grad2,
+    grad2_from_y=elu_grad2_from_y,
     params=(Param("alpha", 1.0, finite),),
     grad_from_y=elu_grad_from_y,
     y_ok=lambda alpha: alpha > 0.0,
@@ -210,10 +226,21 @@ def selu_grad_from_y(y):
     return lit(y, SELU_SCALE) if y > 0.0 else y + lit(y, SELU_ALPHA * SELU_SCALE)
 
 
+def selu_grad2(x):
+    negative = lit(x, SELU_ALPHA * SELU_SCALE) * exp(x)
+    return lit(x, 0.0) if x > 0.0 else negative
+
+
+def selu_grad2_from_y(y):
+    return lit(y, 0.0) if y > 0.0 else lit(y, 1.0)
+
+
 elementwise(
     "selu",
     selu,
     selu_grad,
+    grad2=selu_grad2,
+    grad2_from_y=selu_grad2_from_y,
     grad_from_y=selu_grad_from_y,
     examples=(
         "array([-1.52016647,  0.        ,  1.57605148])",
@@ -242,10 +269,21 @@ def celu_grad_from_y(y, alpha):
     return lit(y, 1.0) if y > 0.0 else (y + alpha) / alpha
 
 
+def celu_grad2(x, alpha):
+    negative = exp(x / alpha) / alpha
+    return lit(x, 0.0) if x > 0.0 else negative
+
+
+def celu_grad2_from_y(y, alpha):
+    return lit(y, 0.0) if y > 0.0 else lit(y, 1.0) / alpha
+
+
 elementwise(
     "celu",
     celu,
     celu_grad,
+    grad2=celu_grad2,
+    grad2_from_y=celu_grad2_from_y,
     params=(Param("alpha", 1.0, finite_nonzero),),
     grad_from_y=celu_grad_from_y,
     y_ok=lambda alpha: alpha > 0.0,
@@ -302,10 +340,22 @@ def sigmoid_grad_from_y(y):
     return y * (lit(y, 1.0) - y)
 
 
+def sigmoid_grad2(x):
+    # s (1 - s) (1 - 2 s), with 1 - 2 s as (1 - s) - s: neither factor cancels
+    s, t = _sigmoid_pair(x)
+    return s * t * (t - s)
+
+
+def sigmoid_grad2_from_y(y):
+    return lit(y, 1.0) - lit(y, 2.0) * y
+
+
 elementwise(
     "sigmoid",
     sigmoid_,
     sigmoid_grad,
+    grad2=sigmoid_grad2,
+    grad2_from_y=sigmoid_grad2_from_y,
     grad_from_y=sigmoid_grad_from_y,
     examples=(
         "array([0.11920292, 0.5       , 0.81757448])",
@@ -335,10 +385,20 @@ def tanh_grad_from_y(y):
     return lit(y, 1.0) - y * y
 
 
+def tanh_grad2(x):
+    return lit(x, -2.0) * tanh(x) * tanh_grad(x)
+
+
+def tanh_grad2_from_y(y):
+    return lit(y, -2.0) * y
+
+
 elementwise(
     "tanh",
     tanh_,
     tanh_grad,
+    grad2=tanh_grad2,
+    grad2_from_y=tanh_grad2_from_y,
     grad_from_y=tanh_grad_from_y,
     examples=(
         "array([-0.96402758,  0.        ,  0.90514825])",
@@ -363,10 +423,18 @@ def silu_grad(x):
     return s * (lit(x, 1.0) + xc * t)
 
 
+def silu_grad2(x):
+    # s (1 - s) (2 + x (1 - 2 s))
+    xc = _clamp_sig(x)
+    s, t = _sigmoid_pair(xc)
+    return s * t * (lit(x, 2.0) + xc * (t - s))
+
+
 elementwise(
     "silu",
     silu,
     silu_grad,
+    grad2=silu_grad2,
     examples=(
         "array([-0.23840584,  0.        ,  1.22636171])",
         "array([-0.09078425,  0.5       ,  1.04129415])",
@@ -403,10 +471,19 @@ def mish_grad(x):
     return t + xc * sigmoid(xc) * one_minus_t * (lit(x, 1.0) + t)
 
 
+def mish_grad2(x):
+    # with T = tanh(softplus(x)), s = sigmoid(x): (1 - T^2) s (2 + x (1 - s - 2 T s))
+    xc = _clamp_sig(x)
+    t, one_minus_t = _mish_parts(xc)
+    s = sigmoid(xc)
+    return one_minus_t * (lit(x, 1.0) + t) * s * (lit(x, 2.0) + xc * (lit(x, 1.0) - s - lit(x, 2.0) * t * s))
+
+
 elementwise(
     "mish",
     mish,
     mish_grad,
+    grad2=mish_grad2,
     examples=(
         "array([-0.25250148,  0.        ,  1.40337827])",
         "array([-0.10835509,  0.6       ,  1.08848799])",
@@ -435,10 +512,17 @@ def softplus_grad(x, beta, threshold):
     return lit(x, 1.0) if z > threshold else s
 
 
+def softplus_grad2(x, beta, threshold):
+    z = x * beta
+    s, t = _sigmoid_pair(z)
+    return lit(x, 0.0) if z > threshold else beta * (s * t)
+
+
 elementwise(
     "softplus",
     softplus_,
     softplus_grad,
+    grad2=softplus_grad2,
     params=(Param("beta", 1.0, finite_nonzero), Param("threshold", 20.0, not_nan)),
     examples=(
         "array([0.12692801, 0.69314718, 1.70141328])",
@@ -460,10 +544,16 @@ def logsigmoid_grad(x):
     return sigmoid(-x)
 
 
+def logsigmoid_grad2(x):
+    s, t = _sigmoid_pair(x)
+    return -(s * t)
+
+
 elementwise(
     "logsigmoid",
     logsigmoid_,
     logsigmoid_grad,
+    grad2=logsigmoid_grad2,
     examples=(
         "array([-2.12692801, -0.69314718, -0.20141328])",
         "array([0.88079708, 0.5       , 0.18242552])",
@@ -541,10 +631,25 @@ def _np_gelu_grad(g, x, approximate="none"):
     return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x))
 
 
+def gelu_grad2(x, approximate):
+    # "none": density (2 - x^2); "tanh": with t = tanh(u) and u = sqrt(2 / pi) (x + 0.044715 x^3),
+    # (1 - t^2) (u' - x t u'^2 + x u'' / 2), 1 +- t written through sigmoid(+-2u) as in gelu_grad
+    c = pick(x, _GELU_CLAMP32, _GELU_CLAMP64)
+    xc = c if x > c else x
+    xc = -c if xc < -c else xc
+    if approximate == 0.0:
+        return exp_neg_half_square(abs(xc)) * lit(x, _INV_SQRT_2PI) * (lit(x, 2.0) - xc * xc)
+    s, t = _sigmoid_pair(_gelu_tanh_u2(xc))
+    du = lit(x, _SQRT_2_OVER_PI) * (lit(x, 1.0) + lit(x, 3.0 * _GELU_C) * (xc * xc))
+    half_x_d2u = lit(x, 3.0 * _SQRT_2_OVER_PI * _GELU_C) * (xc * xc)
+    return lit(x, 4.0) * (s * t) * (du - xc * (s - t) * du * du + half_x_d2u)
+
+
 elementwise(
     "gelu",
     gelu,
     gelu_grad,
+    grad2=gelu_grad2,
     params=(Param("approximate", "none", choices=("none", "tanh")),),
     examples=(
         "array([-0.04550026,  0.        ,  1.3997892 ])",
@@ -579,6 +684,7 @@ elementwise(
     "hardtanh",
     hardtanh,
     hardtanh_grad,
+    grad2=PIECEWISE_LINEAR,
     params=(Param("min_val", -1.0, not_nan), Param("max_val", 1.0, not_nan)),
     params_check=lambda lo, hi: None if lo <= hi else f"min_val ({lo}) must not be greater than max_val ({hi})",
     examples=(
@@ -605,6 +711,7 @@ elementwise(
     "relu6",
     relu6,
     relu6_grad,
+    grad2=PIECEWISE_LINEAR,
     examples=(
         "array([0. , 0. , 1.5])",
         "array([0., 0., 1.])",
@@ -631,6 +738,7 @@ elementwise(
     "hardsigmoid",
     hardsigmoid,
     hardsigmoid_grad,
+    grad2=PIECEWISE_LINEAR,
     examples=(
         "array([0.16666667, 0.5       , 0.75      ])",
         "array([0.16666667, 0.16666667, 0.16666667])",
@@ -655,10 +763,15 @@ def hardswish_grad(x):
     return lit(x, 0.0) if x <= -3.0 else (lit(x, 1.0) if x >= 3.0 else inside)
 
 
+def hardswish_grad2(x):
+    return (lit(x, 1.0 / 3.0) if x < 3.0 else lit(x, 0.0)) if x > -3.0 else lit(x, 0.0)
+
+
 elementwise(
     "hardswish",
     hardswish,
     hardswish_grad,
+    grad2=hardswish_grad2,
     examples=(
         "array([-0.33333333,  0.        ,  1.125     ])",
         "array([-0.16666667,  0.5       ,  1.        ])",
@@ -683,6 +796,7 @@ elementwise(
     "threshold",
     threshold,
     threshold_grad,
+    grad2=PIECEWISE_LINEAR,
     params=(Param("threshold", None, not_nan, example=0.1), Param("value", None, not_nan, example=20.0)),
     examples=(
         "array([20. , 20. ,  1.5])",
@@ -708,6 +822,7 @@ elementwise(
     "softshrink",
     softshrink,
     shrink_grad,
+    grad2=PIECEWISE_LINEAR,
     params=(Param("lambd", 0.5, finite_nonnegative),),
     examples=(
         "array([-1.5,  0. ,  1. ])",
@@ -729,6 +844,7 @@ elementwise(
     "hardshrink",
     hardshrink,
     shrink_grad,
+    grad2=PIECEWISE_LINEAR,
     params=(Param("lambd", 0.5, finite_nonnegative),),
     examples=(
         "array([-2. ,  0. ,  1.5])",
@@ -757,10 +873,16 @@ def softsign_grad(x):
     return r * r  # not 1 / (d * d): d * d overflows where the result is still a subnormal
 
 
+def softsign_grad2(x):
+    r = lit(x, 1.0) / (lit(x, 1.0) + abs(x))
+    return lit(x, -2.0) * np.sign(x) * (r * r * r)
+
+
 elementwise(
     "softsign",
     softsign,
     softsign_grad,
+    grad2=softsign_grad2,
     examples=(
         "array([-0.66666667,  0.        ,  0.6       ])",
         "array([0.11111111, 1.        , 0.16      ])",
@@ -782,10 +904,15 @@ def tanhshrink_grad(x):
     return t * t
 
 
+def tanhshrink_grad2(x):
+    return lit(x, 2.0) * tanh(x) * tanh_grad(x)
+
+
 elementwise(
     "tanhshrink",
     tanhshrink,
     tanhshrink_grad,
+    grad2=tanhshrink_grad2,
     examples=(
         "array([-1.03597242,  0.        ,  0.59485175])",
         "array([0.92934918, 0.        , 0.81929336])",
