@@ -3,6 +3,15 @@ call, and nothing half-written when something is wrong."""
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+
 import numpy as np
 import pytest
 
@@ -157,3 +166,149 @@ def test_a_failure_mid_run_leaves_no_output(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run("relu", src, tmp_path / "o.npy")
     assert not (tmp_path / "o.npy").exists() and leftovers(tmp_path) == []
+
+
+# --- bad targets, signals, a full disk, permissions ----------------------------------------------
+
+
+def _cli(*args):
+    return main(["apply", *map(str, args), "--quiet"])
+
+
+def test_an_existing_directory_as_out_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    src = save(tmp_path / "x.npy", np.linspace(-1, 1, 1000))
+    (tmp_path / "out").mkdir()
+    monkeypatch.setattr(fa, "relu", lambda *a, **k: pytest.fail("computed before refusing the target"))
+    assert _cli("relu", src, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a directory" in err and "Traceback" not in err
+    assert leftovers(tmp_path) == [] and list((tmp_path / "out").iterdir()) == []
+    x2 = save(tmp_path / "x2.npy", np.ones((2, 3)))
+    g2 = save(tmp_path / "g2.npy", np.ones((2, 3)))
+    assert _cli("prelu", x2, tmp_path / "o.npy", "--param", "weight=0.1,0.2,0.3", "--backward", g2,
+                "--weight-grad", tmp_path / "out") == 2
+    assert "--weight-grad" in capsys.readouterr().err and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("--chunk-mb", "0"), "--chunk-mb must be a positive number of MiB, got 0"),
+    (("--chunk-mb", "-5"), "--chunk-mb must be a positive number of MiB, got -5"),
+])
+def test_chunk_size_must_be_positive(tmp_path, capsys, args, words):
+    src = save(tmp_path / "x.npy", np.ones(10))
+    assert _cli("relu", src, tmp_path / "o.npy", *args) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "o.npy").exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(("name", "params", "words"), [
+    ("prelu", (), "prelu needs --param weight=0.25 (one slope) or --param weight=0.1,0.2,... (one per channel)"),
+    ("threshold", (), "threshold needs --param threshold=VALUE and --param value=VALUE"),
+    ("threshold", ("--param", "threshold=0.5"), "threshold needs --param value=VALUE"),
+    ("relu", ("--param", "alpha=1"), "--param 'alpha=1': relu takes no parameters"),
+    ("elu", ("--param", "slope=1"), "NAME one of elu's parameters (alpha)"),
+])
+def test_parameter_errors_name_the_option(tmp_path, capsys, name, params, words):
+    src = save(tmp_path / "x.npy", np.ones((4, 3)))
+    assert _cli(name, src, tmp_path / "o.npy", *params) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+    assert not (tmp_path / "o.npy").exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_outputs_get_the_mode_the_umask_gives(tmp_path, umask):
+    src = save(tmp_path / "x.npy", np.ones((4, 3)))
+    g = save(tmp_path / "g.npy", np.ones((4, 3)))
+    old = os.umask(umask)
+    try:
+        assert _cli("relu", src, tmp_path / "y.npy") == 0
+        assert _cli("prelu", src, tmp_path / "gx.npy", "--param", "weight=0.1,0.2,0.3", "--backward", g,
+                    "--weight-grad", tmp_path / "gw.npy") == 0
+    finally:
+        os.umask(old)
+    for name in ("y.npy", "gx.npy", "gw.npy"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+# The child: fastact apply, each chunk slowed so that the parent's signal arrives mid-run.
+SLOW_APPLY = textwrap.dedent("""
+    import sys, time
+    import fastact
+    real = fastact.gelu
+    def slow(*args, **kwargs):
+        time.sleep(0.02)
+        return real(*args, **kwargs)
+    fastact.gelu = slow
+    from fastact.__main__ import main
+    sys.exit(main(["apply", "gelu", sys.argv[1], sys.argv[2], "--chunk-mb", "1", "--quiet"]))
+""")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
+def test_a_signal_mid_run_leaves_nothing_behind(tmp_path, signum):
+    src = save(tmp_path / "x.npy", np.linspace(-3, 3, 1 << 22))  # 32 chunks of 1 MiB
+    dst = tmp_path / "y.npy"
+    child = subprocess.Popen([sys.executable, "-c", SLOW_APPLY, str(src), str(dst)],
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not leftovers(tmp_path):  # the output exists: the work has begun
+        assert child.poll() is None, child.stderr.read()
+        assert time.monotonic() < deadline, "the child never started writing"
+        time.sleep(0.002)
+    time.sleep(0.1)  # a few chunks in
+    child.send_signal(signum)
+    err = child.communicate(timeout=60)[1]
+    assert child.returncode == 128 + signum, err
+    assert f"stopped by {signum.name}" in err and "Traceback" not in err
+    assert leftovers(tmp_path) == [] and not dst.exists()
+
+
+def test_a_full_disk_is_an_error_before_the_work(tmp_path, capsys, monkeypatch):
+    """posix_fallocate failing with ENOSPC (as on a full disk): exit 2, one line, nothing left."""
+    src = save(tmp_path / "x.npy", np.linspace(-1, 1, 10_000))
+
+    def no_space(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    sizes = []
+    real = fa.relu
+
+    def counting(x, *args, **kwargs):
+        sizes.append(np.size(x))
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(fa, "relu", counting)
+    with pytest.raises(_apply.ApplyError, match=r"cannot be written: 80,128 bytes needed \(not enough space"):
+        _apply.apply("relu", src, tmp_path / "y.npy", [], None, False, progress=False)
+    assert leftovers(tmp_path) == [] and not (tmp_path / "y.npy").exists()
+    assert sizes == [1], "only the one-element check ran before the disk was found full"
+
+
+def test_a_full_tmpfs(tmp_path, capsys):
+    """A real small file system (a 1 MiB tmpfs), where this machine lets the test mount one."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (the simulated ENOSPC test covers the path)")
+    try:
+        src = save(tmp_path / "x.npy", np.linspace(-1, 1, 1 << 18))  # 2 MiB of float64
+        assert _cli("relu", src, mount / "y.npy") == 2
+        err = capsys.readouterr().err
+        assert "not enough space on the device" in err and err.count("\n") == 1
+        assert list(mount.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_version_and_warm_some_functions(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"fastact {fa.__version__}"
+    assert main(["warm", "--functions", "relu,relu6"]) == 0
+    out = capsys.readouterr()
+    assert "kernels ready" in out.out and out.err.split() == ["relu", "relu6"]
+    assert main(["warm", "--functions", "relu", "nope"]) == 2
+    assert "unknown activation(s): nope" in capsys.readouterr().err

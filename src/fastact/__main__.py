@@ -51,12 +51,28 @@ def _info(_: argparse.Namespace) -> int:
     return 0
 
 
-def _warm(_: argparse.Namespace) -> int:
-    """Compile (or load from the cache) every kernel and ufunc, for every dtype and layout."""
+def _names(functions: Sequence[str] | None) -> list[str] | None:
+    """--functions as activation names (space- or comma-separated, as users type lists
+    either way; None: all), or None after saying which are unknown."""
+    from fastact import ACTIVATIONS
+
+    names = [n for arg in functions or () for n in arg.split(",") if n] or list(ACTIVATIONS)
+    unknown = [n for n in names if n not in ACTIVATIONS]
+    if unknown:
+        print(f"unknown activation(s): {', '.join(unknown)}; known: {', '.join(ACTIVATIONS)}", file=sys.stderr)
+        return None
+    return names
+
+
+def _warm(args: argparse.Namespace) -> int:
+    """Compile (or load from the cache) the kernels and ufuncs, for every dtype and layout."""
     from fastact._kernels import warm_all
 
+    names = _names(args.functions)
+    if names is None:
+        return 2
     t0 = time.perf_counter()
-    n = warm_all(progress=lambda name: print(f"  {name}", file=sys.stderr))
+    n = warm_all(progress=lambda name: print(f"  {name}", file=sys.stderr), names=names)
     print(f"{n} kernels ready in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -73,14 +89,10 @@ def _bench(args: argparse.Namespace) -> int:
     import numba
     import numpy as np
 
-    from fastact import ACTIVATIONS
     from fastact._bench import cases, measure
 
-    # space- or comma-separated, as users type lists either way
-    names = [n for arg in args.functions or () for n in arg.split(",") if n] or list(ACTIVATIONS)
-    unknown = [n for n in names if n not in ACTIVATIONS]
-    if unknown:
-        print(f"unknown activation(s): {', '.join(unknown)}; known: {', '.join(ACTIVATIONS)}", file=sys.stderr)
+    names = _names(args.functions)
+    if names is None:
         return 2
     if args.threads:
         numba.set_num_threads(args.threads)
@@ -150,11 +162,24 @@ def _plot(results: list[dict], path: str) -> None:
     print(f"wrote {path}")
 
 
+def _version() -> str:
+    # from the installed metadata: without importing fastact (and numba) for --version
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fastact")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fastact", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"fastact {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="versions, threading layer, threads, CPU features, cache directory")
-    sub.add_parser("warm", help="compile every kernel ahead of use (fills the on-disk cache)")
+    w = sub.add_parser("warm", help="compile the kernels ahead of use (fills the on-disk cache)")
+    w.add_argument("--functions", nargs="+", metavar="NAME",
+                   help="activations to compile, space- or comma-separated (default: all)")
     b = sub.add_parser("bench", help="speed per activation vs the copy roofline, NumPy and PyTorch")
     b.add_argument("--functions", nargs="+", metavar="NAME",
                    help="activations to run, space- or comma-separated (default: all)")

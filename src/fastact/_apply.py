@@ -2,18 +2,25 @@
 than memory, memory-mapped and in chunks.
 
 The call is checked on a one-element slice before any output exists (a bad parameter,
-an unsupported dtype or a mismatched gradient file stops it there). A new OUT is written
-to a temporary file beside it and renamed into place only when every chunk is done, so
-an interrupted or failed run leaves no half-written OUT. ``--in-place`` writes over IN
-(or, with ``--backward``, over GRAD, as ``out=grad_output`` does).
+an unsupported dtype, a mismatched gradient file or an OUT that cannot be written stops
+it there). A new OUT is written to a temporary file beside it, allocated on the disk in
+full before any work (a full disk is an error then, not a bus error half-way), and
+renamed into place only when every chunk is done; on any error, Ctrl-C, SIGTERM or
+SIGHUP the temporary file is removed, so no half-written OUT is ever left. OUT gets the
+permissions the umask gives a new file. ``--in-place`` writes over IN (or, with
+``--backward``, over GRAD, as ``out=grad_output`` does).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,34 @@ CHUNK_BYTES = 1 << 26  # 64 MiB of input per chunk: large enough for the paralle
 
 class ApplyError(Exception):
     """A problem with the command line or the files, reported without a traceback."""
+
+
+class Terminated(BaseException):  # as KeyboardInterrupt: a stop, not an error
+    """SIGTERM or SIGHUP arrived: raised where the work is, so that its clean-up runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _terminable():
+    """SIGTERM (kill, timeout, SLURM) and SIGHUP (a closed terminal) raise Terminated
+    while the work runs, as SIGINT raises KeyboardInterrupt. Only the main thread can
+    set handlers: elsewhere the signals keep their disposition."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _open(path: Path, what: str, mode: str = "r") -> np.memmap:
@@ -59,8 +94,10 @@ def _params(act: Any, items: list[str]) -> dict[str, Any]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or name not in declared_names:
-            known = ", ".join(declared_names) or "none"
-            raise ApplyError(f"--param {item!r}: expected NAME=VALUE, NAME one of {act.name}'s parameters ({known})")
+            if not declared_names:
+                raise ApplyError(f"--param {item!r}: {act.name} takes no parameters")
+            raise ApplyError(f"--param {item!r}: expected NAME=VALUE, NAME one of {act.name}'s parameters "
+                             f"({', '.join(declared_names)})")
         p = declared.get(name)
         try:
             if name == "axis":
@@ -71,6 +108,12 @@ def _params(act: Any, items: list[str]) -> dict[str, Any]:
                 out[name] = value if p.choices else float(value)
         except ValueError:
             raise ApplyError(f"--param {item!r}: {value!r} is not a number") from None
+    required = ["weight"] if act.kind == "channelwise" else [p.name for p in act.params if p.required]
+    missing = [n for n in required if n not in out]
+    if missing:
+        example = {"weight": "0.25 (one slope) or --param weight=0.1,0.2,... (one per channel)"}
+        raise ApplyError(f"{act.name} needs " + " and ".join(
+            f"--param {n}=" + example.get(n, "VALUE") for n in missing))
     return out
 
 
@@ -91,14 +134,60 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1, order="F" if _fortran(a) else "C")
 
 
+def _check_target(dst: Path, what: str) -> None:
+    """Refuse, before any work, an OUT that the final rename could not put in place."""
+    if dst.is_dir():
+        raise ApplyError(f"{what} {dst}: is a directory; give a file name")
+    if not dst.parent.is_dir():
+        raise ApplyError(f"{what} {dst}: cannot be written (no directory {dst.parent})")
+
+
+def _umask() -> int:
+    mask = os.umask(0o22)  # reading the umask sets it: put it straight back
+    os.umask(mask)
+    return mask
+
+
 def _temporary(dst: Path, what: str) -> Path:
-    """A new file beside dst, renamed onto it when the work is done."""
+    """A new file beside dst, renamed onto it when the work is done, with the mode that
+    the umask gives a new file (mkstemp's is 0600: colleagues could not read the result)."""
+    _check_target(dst, what)
     try:
         fd, name_tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".partial")
     except OSError as e:
         raise ApplyError(f"{what} {dst}: cannot be written ({e.strerror or e})") from None
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     return Path(name_tmp)
+
+
+_ZEROS = bytes(1 << 22)
+
+
+def _preallocate(path: Path, dst: Path) -> None:
+    """Reserve every block of the file on the disk now. A memory map writes into a sparse
+    file's holes lazily, and a full disk then kills the process with SIGBUS mid-run."""
+    size = path.stat().st_size
+    fd = os.open(path, os.O_RDWR)
+    try:
+        try:
+            os.posix_fallocate(fd, 0, size)
+            return
+        except AttributeError:  # no posix_fallocate (macOS): the zeros below
+            pass
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # a file system without it
+                raise
+        for offset in range(0, size, len(_ZEROS)):  # writing every block allocates it
+            os.pwrite(fd, _ZEROS[: min(len(_ZEROS), size - offset)], offset)
+        os.fsync(fd)
+    except OSError as e:
+        why = "not enough space on the device" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
+        raise ApplyError(f"OUT {dst}: cannot be written: {size:,} bytes needed ({why})") from None
+    finally:
+        os.close(fd)
 
 
 def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: Path | None,
@@ -121,6 +210,9 @@ def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: P
     if dst is not None and dst.exists() and any(
             p is not None and os.path.samefile(dst, p) for p in (src, backward)):
         raise ApplyError(f"OUT {dst} is an input file: use --in-place to write over it")
+    for target, what in ((dst, "OUT"), (weight_grad, "--weight-grad")):
+        if target is not None:
+            _check_target(target, what)
 
     if weight_grad is not None and not (act.kind == "channelwise" and g is not None):
         raise ApplyError("--weight-grad is for prelu with --backward only")
@@ -164,62 +256,75 @@ def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: P
         probe = np.asarray(call(np.array(xs[:1]), None if gs is None else np.array(gs[:1]), None))
     except (TypeError, ValueError) as e:
         raise ApplyError(str(e)) from None
-    tmp: Path | None = None
-    weight_tmp = None if weight_grad is None else _temporary(weight_grad, "--weight-grad")
-    if in_place:
-        out_arr = x if g is None else g
-        if probe.dtype != out_arr.dtype:
-            if weight_tmp is not None:
-                weight_tmp.unlink(missing_ok=True)
-            raise ApplyError(f"--in-place: the result is {probe.dtype}, the file holds {out_arr.dtype}")
-    else:
-        try:
-            tmp = _temporary(dst, "OUT")
-            out_arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=probe.dtype, shape=x.shape,
-                                                fortran_order=_fortran(x))
-        except (OSError, ApplyError) as e:
-            for t in (tmp, weight_tmp):
-                if t is not None:
-                    t.unlink(missing_ok=True)
-            if isinstance(e, ApplyError):
-                raise
-            raise ApplyError(f"OUT {dst}: cannot be written ({e.strerror or e})") from None
+    if in_place and probe.dtype != (x if g is None else g).dtype:
+        raise ApplyError(f"--in-place: the result is {probe.dtype}, the file holds {(x if g is None else g).dtype}")
+    temporaries: list[Path] = []  # removed on any way out but success, whatever the point reached
+    out_arr: np.ndarray | None = None
     try:
+        weight_tmp = None if weight_grad is None else _temporary(weight_grad, "--weight-grad")
+        if weight_tmp is not None:
+            temporaries.append(weight_tmp)
+        tmp = None
+        if in_place:
+            out_arr = x if g is None else g
+        else:
+            tmp = _temporary(dst, "OUT")
+            temporaries.append(tmp)
+            try:
+                out_arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=probe.dtype, shape=x.shape,
+                                                    fortran_order=_fortran(x))
+            except OSError as e:
+                raise ApplyError(f"OUT {dst}: cannot be written ({e.strerror or e})") from None
+            _preallocate(tmp, dst)
         os_ = split(out_arr)
         step = max(1, chunk_bytes // max(1, xs[0].nbytes if xs.ndim > 1 else xs.itemsize))
         for s, e in _chunks(xs.shape[0], step, progress, f"fastact apply {name}"):
             call(xs[s:e], None if gs is None else gs[s:e], os_[s:e])
         del os_
         out_arr.flush()
+        out_arr = None  # unmapped before the rename
         if weight_tmp is not None:
             w = np.asarray(kw["weight"])
             total = np.sum(weight_total, axis=0) if weight_total else np.zeros(w.shape)
             with open(weight_tmp, "wb") as fh:  # a path not ending in .npy would get one appended
                 np.save(fh, total.reshape(w.shape), allow_pickle=False)
+        try:
+            if weight_tmp is not None:
+                os.replace(weight_tmp, weight_grad)
+                temporaries.remove(weight_tmp)
+            if tmp is not None:
+                os.replace(tmp, dst)
+                temporaries.remove(tmp)
+        except OSError as e:  # something changed at the target while the work ran
+            raise ApplyError(f"{e.filename2 or dst}: cannot be replaced ({e.strerror or e})") from None
     except BaseException:
-        del out_arr
-        for t in (tmp, weight_tmp):
-            if t is not None:
-                t.unlink(missing_ok=True)
+        out_arr = None
+        for t in temporaries:
+            t.unlink(missing_ok=True)
         raise
-    if weight_tmp is not None:
-        os.replace(weight_tmp, weight_grad)
     if tmp is None:
         return src if g is None else backward
-    del out_arr
-    os.replace(tmp, dst)
     return dst
 
 
 def main(args: argparse.Namespace) -> int:
     try:
-        written = apply(args.name, Path(args.input), Path(args.output) if args.output else None, args.param,
-                        Path(args.backward) if args.backward else None, args.in_place,
-                        chunk_bytes=args.chunk_mb << 20, progress=not args.quiet,
-                        weight_grad=Path(args.weight_grad) if args.weight_grad else None)
+        if args.chunk_mb <= 0:
+            raise ApplyError(f"--chunk-mb must be a positive number of MiB, got {args.chunk_mb}")
+        with _terminable():
+            written = apply(args.name, Path(args.input), Path(args.output) if args.output else None, args.param,
+                            Path(args.backward) if args.backward else None, args.in_place,
+                            chunk_bytes=args.chunk_mb << 20, progress=not args.quiet,
+                            weight_grad=Path(args.weight_grad) if args.weight_grad else None)
     except ApplyError as e:
         print(f"fastact apply: {e}", file=sys.stderr)
         return 2
+    except Terminated as e:
+        print(f"fastact apply: stopped by {e} (no output written)", file=sys.stderr)
+        return 128 + e.signum
+    except KeyboardInterrupt:
+        print("fastact apply: stopped by SIGINT (no output written)", file=sys.stderr)
+        return 128 + signal.SIGINT
     if not args.quiet:
         print(f"wrote {written}")
     return 0
