@@ -57,6 +57,12 @@ def _elu_grad(x, alpha=1.0):
         return _where(x > 0, 1.0, alpha * np.exp(x))
 
 
+def _nan_to_nan(x, derivative):
+    """The derivative with NaN at x = NaN: fastact's rule where PyTorch's autograd has no
+    single answer (its scalar and vectorised paths differ)."""
+    return np.where(np.isnan(x), np.nan, derivative)
+
+
 def _limits(x, value, at_minus_inf, at_plus_inf):
     """value, with the limits at -inf and +inf put in (where inf * 0 gave nan)."""
     return np.where(x == -np.inf, at_minus_inf, np.where(x == np.inf, at_plus_inf, value))
@@ -341,13 +347,13 @@ REFERENCES: dict[str, Reference] = {
     ),
     "hardtanh": Reference(
         f=lambda x, lo=-1.0, hi=1.0: _where(x < lo, lo, _where(x > hi, hi, x)),
-        df=lambda x, lo=-1.0, hi=1.0: _where((x > lo) & (x < hi), 1.0, 0.0),  # 0 at the bounds and at NaN
+        df=lambda x, lo=-1.0, hi=1.0: _nan_to_nan(x, _where((x > lo) & (x < hi), 1.0, 0.0)),  # 0 at the bounds
         param_sets=((), (-2.0, 3.0), (0.0, 6.0), (0.5, 0.5)),
         kinks=lambda lo=-1.0, hi=1.0: (lo, hi),
     ),
     "relu6": Reference(
         f=lambda x: _where(x < 0, 0.0, _where(x > 6, 6.0, x)),
-        df=lambda x: _where((x > 0) & (x < 6), 1.0, 0.0),
+        df=lambda x: _nan_to_nan(x, _where((x > 0) & (x < 6), 1.0, 0.0)),
         kinks=lambda: (0.0, 6.0),
     ),
     "hardsigmoid": Reference(
@@ -366,19 +372,19 @@ REFERENCES: dict[str, Reference] = {
     "threshold": Reference(
         f=lambda x, threshold, value: _where(x <= threshold, value, x),  # NaN <= t is false: NaN stays
         df=lambda x, threshold, value: _where(x <= threshold, 0.0, 1.0),
-        param_sets=((0.5, -2.0), (0.0, 0.0), (-1.0, 3.0)),
+        param_sets=((0.5, -2.0), (0.0, 0.0), (-1.0, 3.0), (0.5, math.nan)),  # PyTorch takes value=nan
         kinks=lambda threshold, value: (threshold,),
     ),
     "softshrink": Reference(
         f=lambda x, lambd=0.5: _where(x > lambd, x - lambd, _where(x < -lambd, x + lambd, x * 0.0)),
-        df=lambda x, lambd=0.5: _where((x > lambd) | (x < -lambd), 1.0, 0.0),
+        df=lambda x, lambd=0.5: _nan_to_nan(x, _where((x > lambd) | (x < -lambd), 1.0, 0.0)),
         param_sets=((), (0.0,), (1.5,)),
         kinks=lambda lambd=0.5: (-lambd, lambd),
     ),
     "hardshrink": Reference(
         f=lambda x, lambd=0.5: _where((x >= -lambd) & (x <= lambd), 0.0, x),
-        df=lambda x, lambd=0.5: _where((x > lambd) | (x < -lambd), 1.0, 0.0),
-        param_sets=((), (0.0,), (1.5,)),
+        df=lambda x, lambd=0.5: _nan_to_nan(x, _where((x > lambd) | (x < -lambd), 1.0, 0.0)),
+        param_sets=((), (0.0,), (1.5,), (-1.0,)),  # a negative lambd: every x is outside, f(x) = x
         kinks=lambda lambd=0.5: (-lambd, lambd),
     ),
     "softsign": Reference(

@@ -102,16 +102,16 @@ def test_mismatched_grad_output(name):
     g.check()
 
 
-# Every float parameter of every activation rejects NaN (ValueError) and non-numbers
-# (TypeError); EXTRA_BAD_PARAMS adds what is invalid for one activation only.
+# Every float parameter of every activation rejects non-numbers (TypeError), and NaN
+# (ValueError) unless PyTorch takes it (threshold's threshold and value);
+# EXTRA_BAD_PARAMS adds what is invalid for one activation only.
 EXTRA_BAD_PARAMS = {
     "leaky_relu": [({"negative_slope": float("inf")}, ValueError)],
     "elu": [({"alpha": -float("inf")}, ValueError)],
     "celu": [({"alpha": 0.0}, ValueError)],
     "softplus": [({"beta": 0.0}, ValueError)],
     "hardtanh": [({"min_val": 2.0}, ValueError), ({"max_val": -3.0}, ValueError)],  # min_val > max_val
-    "softshrink": [({"lambd": -0.5}, ValueError)],
-    "hardshrink": [({"lambd": -0.5}, ValueError)],
+    "softshrink": [({"lambd": -0.5}, ValueError)],  # (hardshrink takes a negative lambd, as PyTorch)
 }
 # a float parameter: NaN, strings (numeric or not: float() would take "0.5") and None;
 # a choice (gelu's approximate): anything not one of its names
@@ -123,6 +123,7 @@ BAD_PARAM_CASES = [
     for p in act.params
     for value, exc in (_CHOICE_BAD if p.choices else _FLOAT_BAD)
     if not (p.required and value is None)  # threshold(x, None, v): "missing", below
+    and not (exc is ValueError and p.check is None)  # a parameter that takes any float
 ] + [(name, kw, exc) for name, cases in EXTRA_BAD_PARAMS.items() for kw, exc in cases]
 
 
@@ -220,7 +221,7 @@ def test_in_place_calls_that_fail_write_nothing(name):
         b(np.ones(4), x, out=x)  # mismatched grad_output, out is x
     with raises(TypeError, f"{name}_backward", "exactly one of x"):
         b(g, x, y=x, out=g)  # both x and y=, out is grad_output
-    bad_param = next((p for p in fa.ACTIVATIONS[name].params if not p.choices), None)
+    bad_param = next((p for p in fa.ACTIVATIONS[name].params if p.check is not None), None)  # rejects NaN
     if bad_param is not None:
         with raises(ValueError, name, bad_param.name):
             _bound(name, skip={bad_param.name})(x, **{bad_param.name: float("nan")}, out=x)

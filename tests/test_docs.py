@@ -56,7 +56,7 @@ def test_torch_adapter(name):
         _run(obj.__doc__, obj.__name__)
 
 
-@pytest.mark.parametrize("name", [n for n, a in fa.ACTIVATIONS.items() if a.kind == "elementwise"])
+@pytest.mark.parametrize("name", [n for n, a in fa.ACTIVATIONS.items() if a.kind != "rowwise"])
 def test_ufuncs(name):
     probe = np.frompyfunc(abs, 1, 1)
     try:

@@ -129,8 +129,9 @@ def test_fused_user_kernel_vectorises(dtype):
     want = REFERENCES["gelu"].f((x + b).astype(np.float64), "none")
     assert (ulp_distance(out, want.astype(dtype)) <= REFERENCES["gelu"].max_ulp[np.dtype(dtype).name] + 1).all()
     asm = "".join(bias_gelu.inspect_asm().values())
-    # packed arithmetic on 256-bit registers (AVX2), e.g. vfmadd...ps/pd %ymm
-    packed = re.findall(r"\bv(?:fmadd|mul|add)\w*p[sd]\s+[^\n]*%ymm", asm)
+    # packed arithmetic on 256-bit (AVX2) or 512-bit registers (LLVM's choice for Zen 4/5),
+    # e.g. vfmadd...ps/pd %ymm
+    packed = re.findall(r"\bv(?:fmadd|mul|add)\w*p[sd]\s+[^\n]*%[yz]mm", asm)
     assert len(packed) >= 8, "the fused loop did not vectorise"
 
 

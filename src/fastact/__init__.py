@@ -23,7 +23,7 @@ _threading.configure()  # before anything can start numba's threads
 
 from . import activations as _activations  # noqa: E402  (declares into the registry)
 from ._dispatch import make_backward, make_forward, make_prelu, make_rowwise  # noqa: E402
-from ._kernels import Kernels  # noqa: E402
+from ._kernels import Kernels as _Kernels  # noqa: E402
 from ._registry import REGISTRY, Activation  # noqa: E402
 
 try:
@@ -35,10 +35,10 @@ ACTIVATIONS: dict[str, Activation] = REGISTRY
 """name -> :class:`~fastact._registry.Activation`: its public ``forward`` and
 ``backward`` functions, ``params`` with defaults, ``supports_y``, formula, derivative."""
 
-KERNELS: dict[str, Kernels] = {}
+KERNELS: dict[str, _Kernels] = {}
 
 for _name, _act in REGISTRY.items():
-    _kernels = KERNELS[_name] = Kernels(_act)
+    _kernels = KERNELS[_name] = _Kernels(_act)
     if _act.kind == "channelwise":
         _act.forward, _act.backward = make_prelu(_act, _kernels)
     elif _act.kind == "rowwise":
@@ -48,7 +48,8 @@ for _name, _act in REGISTRY.items():
     globals()[_name] = _act.forward
     globals()[f"{_name}_backward"] = _act.backward
 
-del _name, _act, _kernels, _activations
+del _name, _act, _kernels, _activations, make_backward, make_forward, make_prelu, make_rowwise
+del PackageNotFoundError, version, annotations
 
 # numba initialises its compiler (about 0.25 s of imports and registrations) on the first
 # load of any cached function in a process. Doing it here puts that one-time cost in the
@@ -65,9 +66,18 @@ __all__ = ["ACTIVATIONS", "__version__"] + [
 ]
 
 
+_SUBMODULES = ("ufuncs", "scalar")
+
+
+def __dir__() -> list[str]:
+    # what a user may use: the functions, ACTIVATIONS and the submodules (KERNELS and
+    # REGISTRY are the submodules' own, not hidden but not offered)
+    return sorted([*__all__, *_SUBMODULES])
+
+
 def __getattr__(name: str):
     # ufuncs and scalar are imported on first use: they build numba objects
-    if name in ("ufuncs", "scalar"):
+    if name in _SUBMODULES:
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")

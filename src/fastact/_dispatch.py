@@ -111,9 +111,21 @@ def _result_dtype2(function: str, name1: str, dtype1: np.dtype, name2: str, dtyp
 
 def _defers(a: Any) -> bool:
     """a is an array type that implements NumPy's ufunc protocol itself (dask, xarray,
-    pandas): it gets the activation's ufunc, as np.exp would hand it, and so stays lazy
-    (dask) or keeps its coordinates (xarray) instead of being converted to an ndarray."""
-    return not isinstance(a, np.ndarray | np.generic) and getattr(type(a), "__array_ufunc__", None) is not None
+    pandas) or a masked array: it gets the activation's ufunc, as np.exp would hand it,
+    and so stays lazy (dask), keeps its coordinates (xarray) or its mask instead of being
+    converted to an ndarray."""
+    if isinstance(a, np.ndarray | np.generic):
+        return isinstance(a, np.ma.MaskedArray)
+    return getattr(type(a), "__array_ufunc__", None) is not None
+
+
+def _refuse_masked(function: str, *named: tuple[str, Any]) -> None:
+    for name, a in named:
+        if isinstance(a, np.ma.MaskedArray):
+            raise TypeError(
+                f"{function}: {name} is a masked array, whose mask a normalisation over rows would have to "
+                f"take part in; pass {name}.filled(value) or {name}.data"
+            )
 
 
 def _deferred(ufunc: np.ufunc, inputs: tuple, params: tuple[float, ...], out: Any) -> Any:
@@ -148,7 +160,7 @@ def check_out(function: str, out: Any, shape: tuple[int, ...], dtype: np.dtype) 
         raise TypeError(f"{function}: out must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != shape:
         raise ValueError(f"{function}: out has shape {out.shape}, the result has shape {shape}")
-    if out.dtype != dtype:
+    if out.dtype != dtype and out.dtype.newbyteorder("=") != dtype:  # byte order aside, as NumPy's ufuncs
         raise TypeError(f"{function}: out has dtype {out.dtype}, the result has dtype {dtype}")
     if not out.flags.writeable:
         raise ValueError(f"{function}: out is read-only")
@@ -412,7 +424,12 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
                     result = _fast_out(out, x, dt)
                     rnum = None if result is None else result.flags.num
                 if result is not None:
-                    pair = None if kwargs else typed_pairs.get(args)
+                    pair = None
+                    if not kwargs:
+                        try:
+                            pair = typed_pairs.get(args)
+                        except TypeError:  # unhashable: a 0-d array as a parameter
+                            pass
                     params = (pair or typed_pair(args, kwargs))[dt is f64]
                     rv = result if result.ndim == 1 else result.reshape(-1)
                     xv = None if rnum == -2 else (x if x.ndim == 1 else x.reshape(-1))
@@ -431,7 +448,7 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
         if out is not None:
             check_out(name, out, x.shape, rdt)
         params = binder.typed(values, cdt)
-        if x.dtype == cdt and rdt == cdt:
+        if x.dtype == cdt and rdt == cdt and (out is None or out.dtype == cdt):
             result = np.empty_like(x) if out is None else out
             run_elementwise(kernels, "forward", (x,), result, params, fresh_out=out is None)
         else:
@@ -473,7 +490,12 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
                     result = _fast_out(out, x, dt, grad_output)
                     rnum = None if result is None else (-2 if result is grad_output else result.flags.num)
                 if result is not None:
-                    pair = None if kwargs else typed_pairs.get(args)
+                    pair = None
+                    if not kwargs:
+                        try:
+                            pair = typed_pairs.get(args)
+                        except TypeError:  # unhashable: a 0-d array as a parameter
+                            pass
                     params = (pair or typed_pair(args, kwargs))[dt is f64]
                     gv = None if rnum == -2 else grad_output  # in place: the loop reads out
                     key = (dt is f64, grad_output.flags.num, x.flags.num, rnum)
@@ -508,7 +530,7 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
         params = binder.typed(values, cdt)
         loops = "backward" if y is None else "backward_from_y"
         g, v = g.astype(cdt, copy=False), v.astype(cdt, copy=False)
-        if rdt == cdt:
+        if rdt == cdt and (out is None or out.dtype == cdt):  # (a byte-swapped out: through tmp below)
             if out is not None:
                 result = out
             else:  # keep the inputs' memory order, so that the flat kernel applies
@@ -557,6 +579,8 @@ def _channel_layout(function: str, x: np.ndarray, weight: np.ndarray, axis: Any)
         axis %= x.ndim
         channels = x.shape[axis]
         outer, inner = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
+    if weight.ndim > 1:  # as PyTorch: a (1, C) weight is refused, not flattened
+        raise ValueError(f"{function}: weight must be 0-d or 1-D, got shape {weight.shape}")
     if weight.size not in (1, channels):
         raise ValueError(
             f"{function}: weight has {weight.size} elements; it needs 1 or one per channel "
@@ -623,7 +647,7 @@ _channel_plans: dict[tuple, _ChannelPlan] = {}
 def _channel_plan(function: str, x: np.ndarray, w: np.ndarray, axis: Any) -> _ChannelPlan:
     """_ChannelPlan for x's shape, axis and the weight's size, checked by _channel_layout
     the first time and then remembered (a small call costs a few microseconds less)."""
-    key = (x.shape, axis, w.size) if type(axis) is int else None
+    key = (x.shape, axis, w.size) if type(axis) is int and w.ndim <= 1 else None
     plan = _channel_plans.get(key) if key is not None else None
     if plan is None:
         plan = _ChannelPlan(*_channel_layout(function, x, w, axis))
@@ -687,6 +711,9 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         if _lazy.kind(x):
             return _lazy.prelu_forward(prelu, x, as_input(fname, "weight", weight), axis,
                                        _lazy_dtype(fname, out, ("x", x)))
+        if isinstance(x, np.ma.MaskedArray):  # element-wise in x: the result keeps x's mask
+            return np.ma.MaskedArray(prelu(x.data, weight, axis=axis, out=None if out is None else np.asarray(out)),
+                                     mask=np.ma.getmaskarray(x).copy())
         x = as_input(fname, "x", x)
         rdt = result_dtype(fname, "x", x.dtype)
         cdt = compute_dtype(rdt)
@@ -695,7 +722,7 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         if out is not None:
             check_out(fname, out, x.shape, rdt)
         xc = x.astype(cdt, copy=False)
-        direct = out is not None and rdt == cdt and not overlaps_partly(out, xc)
+        direct = out is not None and rdt == cdt and out.dtype == cdt and not overlaps_partly(out, xc)
         wc, _ = _channel_weight(fname, w, plan.channels, cdt, fresh_out=not direct)
         target = out if direct else np.empty(x.shape, cdt)
         o2, o2_is_view = plan.view(target)
@@ -739,7 +766,7 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         if out is not None:
             check_out(bname, out, x.shape, rdt)
         gc, xc = g.astype(cdt, copy=False), x.astype(cdt, copy=False)
-        direct = out is not None and rdt == cdt and not overlaps_partly(out, gc, xc)
+        direct = out is not None and rdt == cdt and out.dtype == cdt and not overlaps_partly(out, gc, xc)
         wc, wdt = _channel_weight(bname, w, plan.channels, cdt, fresh_out=not direct)
         target = out if direct else np.empty(x.shape, cdt)
         g2, x2 = plan.view(gc)[0], plan.view(xc)[0]
@@ -880,7 +907,7 @@ def _rowwise_result(
 ) -> Any:
     """The public functions' result: the pass written into out when out has the compute
     dtype, else computed in a new array and returned as rdt or cast into out."""
-    if out is not None and rdt == inputs[-1].dtype:
+    if out is not None and rdt == inputs[-1].dtype and out.dtype == rdt:
         _run_rowwise(kernels, direction, out.shape, axis, inputs, out, fresh_out=False)
         return out
     result = _rowwise_new(kernels, direction, axis, inputs)
@@ -918,6 +945,7 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
             return result
         if _lazy.kind(x):
             return _lazy.rowwise_forward(forward, x, axis, _lazy_dtype(fname, out, ("x", x)))
+        _refuse_masked(fname, ("x", x))
         x = as_input(fname, "x", x)
         rdt = result_dtype(fname, "x", x.dtype)
         cdt = compute_dtype(rdt)
@@ -943,18 +971,21 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
             v = x if y is None else y
             return _lazy.rowwise_backward(backward, grad_output, v, y is not None, axis,
                                           _lazy_dtype(bname, out, ("grad_output", grad_output), (argname, v)))
+        _refuse_masked(bname, ("grad_output", grad_output), (argname, x if y is None else y))
         g = as_input(bname, "grad_output", grad_output)
         v = as_input(bname, argname, x if y is None else y)
         rdt = _result_dtype2(bname, "grad_output", g.dtype, argname, v.dtype)
         cdt = compute_dtype(rdt)
-        if g.shape != v.shape:
+        try:  # broadcasting as the element-wise backward functions (and ufuncs) do
+            shape = np.broadcast_shapes(g.shape, v.shape)
+        except ValueError:
             raise ValueError(
                 f"{bname}: grad_output has shape {g.shape}, which does not match {argname}'s shape {v.shape}"
-            )
-        ax = _normalize_axis(bname, axis, v.ndim)
+            ) from None
+        ax = _normalize_axis(bname, axis, len(shape))
         if out is not None:
-            check_out(bname, out, v.shape, rdt)
-        gc, vc = g.astype(cdt, copy=False), v.astype(cdt, copy=False)
+            check_out(bname, out, shape, rdt)
+        gc, vc = np.broadcast_to(g.astype(cdt, copy=False), shape), np.broadcast_to(v.astype(cdt, copy=False), shape)
         # the gradient is expressed through the output: given x, compute it first
         yc = _rowwise_new(kernels, "forward", ax, (vc,)) if y is None else vc
         return _rowwise_result(kernels, "backward", ax, (gc, yc), out, rdt)

@@ -32,18 +32,22 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import math
+import platform
 import types
 import zlib
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange
+from numba.core import types as nbtypes
 from numba.core.caching import IndexDataCacheFile
-from numba.extending import register_jitable
+from numba.extending import intrinsic, register_jitable
 from numba.np.ufunc.dufunc import DUFunc
 
-from ._math import exp
+from ._math import exp, lit
 from ._registry import Activation, inline_jitable
 
 _SCALAR_MATH_FILES = ("activations.py", "_math.py")
@@ -236,50 +240,131 @@ def _chain_loops(df, nparams, token):
 
 # --- ufuncs ----------------------------------------------------------------------------
 # A ufunc's inner function needs a fixed arity; activations have 0 to 2 parameters.
+# A ufunc cannot raise, so it tests its parameters in the loop (loop-invariant: LLVM
+# hoists the test) and, where they are invalid, gives what NumPy's own ufuncs give for a
+# domain error: NaN, with the invalid-value warning (np.log(-1.0)). The activation then
+# runs on substitute valid values, so that no other floating-point flag (beta = 0's
+# division by zero) is raised and no other function is computed in its stead.
 
 
-def _forward_scalar(f, nparams, token):
+def _any_value(v):
+    return True
+
+
+def _any_pair(a, b):
+    return True
+
+
+# The predicates combine with & and |, not `and` and `or`: numba inlines them at its IR
+# level, where a short-circuit's branches trip its SSA check (NumbaIRAssumptionWarning).
+
+
+def _choice_ok(v, n):
+    # n: how many choices the parameter names (0: not a choice), a compile-time constant
+    return (n == 0) | ((v == math.floor(v)) & (v >= 0.0) & (v < n))
+
+
+# the register class of a float in inline assembly, by architecture (None: no barrier)
+_FLOAT_REGISTER = {"x86_64": "x", "amd64": "x", "i386": "x", "i686": "x", "aarch64": "w", "arm64": "w"}.get(
+    platform.machine().lower())
+
+
+@intrinsic
+def _opaque(typingctx, x):
+    """x, passed through an empty inline-assembly statement: LLVM cannot see its value,
+    so arithmetic on it happens at run time and raises the floating-point flags it raises
+    (LLVM would fold ``(0 if ok else inf) * (1 if ok else 0)`` to a select of constants)."""
+    if not isinstance(x, nbtypes.Float):
+        return None
+
+    def codegen(context, builder, signature, args):
+        if _FLOAT_REGISTER is None:
+            return args[0]
+        fnty = ir.FunctionType(args[0].type, [args[0].type])
+        return builder.asm(fnty, "", f"={_FLOAT_REGISTER},0", [args[0]], side_effect=False)
+
+    return x(x), codegen
+
+
+def _checked(ok, result, x):
+    # result where the parameters are valid; else NaN from inf * 0, which raises the FPU's
+    # invalid flag that NumPy's ufunc loop reports. The factors are selected before the
+    # product, so a valid call multiplies 0 by 1 and raises nothing; and the result is
+    # selected, not added to (+ 0.0 would turn a -0.0 result into +0.0).
+    big = _opaque(lit(x, 0.0) if ok else lit(x, math.inf))
+    one = lit(x, 1.0) if ok else lit(x, 0.0)
+    nan_if_invalid = big * one
+    return result if ok else nan_if_invalid
+
+
+for _fn in (_any_value, _any_pair, _choice_ok, _checked):
+    inline_jitable(_fn)
+
+
+def ufunc_checks(act: Activation) -> tuple[tuple, Any]:
+    """What the ufuncs test: per parameter (predicate, number of choices, a valid value
+    to run on instead), and the check across two parameters."""
+    if act.kind != "elementwise":  # prelu's weight: any float
+        return ((_any_value, 0, 0.0),), _any_pair
+    substitutes = act.validate(act.name, act.example_params)
+    per_param = tuple(
+        (p.check.valid if p.check is not None else _any_value, len(p.choices), v)
+        for p, v in zip(act.params, substitutes, strict=True)
+    )
+    return per_param, (act.params_check.valid if act.params_check is not None else _any_pair)
+
+
+def _ufunc_scalar(fn, nparams, token, checks, nin):
+    """The ufunc's scalar function: fn(*inputs, *params) with the parameters checked.
+    nin: the array inputs before the parameters (1, x; or 2, grad_output and x or y)."""
+    per_param, cross = checks
     if nparams == 0:
+        if nin == 1:
 
-        def forward(x):
+            def scalar(x):
+                token  # noqa: B018
+                return fn(x)
+
+        else:
+
+            def scalar(g, x):
+                token  # noqa: B018
+                return g * fn(x)
+
+        return scalar
+    ca, na, da = per_param[0]
+    if nparams == 1:
+        if nin == 1:
+
+            def scalar(x, a):
+                token  # noqa: B018
+                ok = ca(a) & _choice_ok(a, na)
+                return _checked(ok, fn(x, a if ok else lit(a, da)), x)
+
+        else:
+
+            def scalar(g, x, a):
+                token  # noqa: B018
+                ok = ca(a) & _choice_ok(a, na)
+                return _checked(ok, g * fn(x, a if ok else lit(a, da)), x)
+
+        return scalar
+    cb, nb, db = per_param[1]
+    if nin == 1:
+
+        def scalar(x, a, b):
             token  # noqa: B018
-            return f(x)
-
-    elif nparams == 1:
-
-        def forward(x, a):
-            token  # noqa: B018
-            return f(x, a)
+            ok = ca(a) & _choice_ok(a, na) & cb(b) & _choice_ok(b, nb) & cross(a, b)
+            return _checked(ok, fn(x, a if ok else lit(a, da), b if ok else lit(b, db)), x)
 
     else:
 
-        def forward(x, a, b):
+        def scalar(g, x, a, b):
             token  # noqa: B018
-            return f(x, a, b)
+            ok = ca(a) & _choice_ok(a, na) & cb(b) & _choice_ok(b, nb) & cross(a, b)
+            return _checked(ok, g * fn(x, a if ok else lit(a, da), b if ok else lit(b, db)), x)
 
-    return forward
-
-
-def _backward_scalar(df, nparams, token):
-    if nparams == 0:
-
-        def backward(g, x):
-            token  # noqa: B018
-            return g * df(x)
-
-    elif nparams == 1:
-
-        def backward(g, x, a):
-            token  # noqa: B018
-            return g * df(x, a)
-
-    else:
-
-        def backward(g, x, a, b):
-            token  # noqa: B018
-            return g * df(x, a, b)
-
-    return backward
+    return scalar
 
 
 def _make_ufunc(scalar_fn, name: str, nin: int) -> np.ufunc:
@@ -692,38 +777,33 @@ class Kernels:
     def _nparams(self) -> int:
         return len(self.act.params) if self.act.kind == "elementwise" else 1
 
+    def _ufunc(self, scalar_fn, suffix: str, nin: int) -> np.ufunc:
+        n = self._nparams
+        fn = _ufunc_scalar(scalar_fn, n, SOURCE_TOKEN, ufunc_checks(self.act), nin)
+        return _make_ufunc(fn, self.act.name + suffix, nin + n)
+
     @cached_property
     def ufunc(self) -> np.ufunc:
-        n = self._nparams
-        fn = _forward_scalar(self.act.forward_scalar, n, SOURCE_TOKEN)
-        return _make_ufunc(fn, self.act.name, 1 + n)
+        return self._ufunc(self.act.forward_scalar, "", 1)
 
     @cached_property
     def backward_ufunc(self) -> np.ufunc:
-        n = self._nparams
-        fn = _backward_scalar(self.act.grad_scalar, n, SOURCE_TOKEN)
-        return _make_ufunc(fn, f"{self.act.name}_backward", 2 + n)
+        return self._ufunc(self.act.grad_scalar, "_backward", 2)
 
     @cached_property
     def backward_from_y_ufunc(self) -> np.ufunc:
-        n = self._nparams
-        fn = _backward_scalar(self.act.grad_from_y_scalar, n, SOURCE_TOKEN)
-        return _make_ufunc(fn, f"{self.act.name}_backward_from_y", 2 + n)
+        return self._ufunc(self.act.grad_from_y_scalar, "_backward_from_y", 2)
 
     # the second derivative, h * f''(x) (and from y): what differentiates the backward in
     # fastact.torch. Only double backward needs it, so a ufunc (one compile per dtype) and
     # no prange loops
     @cached_property
     def backward2_ufunc(self) -> np.ufunc:
-        n = self._nparams
-        fn = _backward_scalar(self.act.grad2_scalar, n, SOURCE_TOKEN)
-        return _make_ufunc(fn, f"{self.act.name}_backward2", 2 + n)
+        return self._ufunc(self.act.grad2_scalar, "_backward2", 2)
 
     @cached_property
     def backward2_from_y_ufunc(self) -> np.ufunc:
-        n = self._nparams
-        fn = _backward_scalar(self.act.grad2_from_y_scalar, n, SOURCE_TOKEN)
-        return _make_ufunc(fn, f"{self.act.name}_backward2_from_y", 2 + n)
+        return self._ufunc(self.act.grad2_from_y_scalar, "_backward2_from_y", 2)
 
 
 # --- ahead-of-use compilation -------------------------------------------------------------
@@ -738,15 +818,18 @@ def cache_directory() -> str:
     return str(serial._cache._cache_path)
 
 
-def warm_all(progress=None) -> int:
-    """Compile, or load from the cache, every kernel and ufunc for every dtype and each
-    layout the dispatcher uses (1-D contiguous and strided, 2-D rows, 3-D channels),
-    by calling the public functions. Returns the number of compiled signatures."""
+def warm_all(progress=None, names=None) -> int:
+    """Compile, or load from the cache, every kernel and ufunc of the named activations
+    (default: all) for every dtype and each layout the dispatcher uses (1-D contiguous
+    and strided, 2-D rows, 3-D channels), by calling the public functions. Returns the
+    number of compiled signatures of those activations."""
     from . import ACTIVATIONS, KERNELS
     from ._dispatch import PARALLEL_MIN_SIZE
 
+    names = list(ACTIVATIONS) if names is None else list(names)
     n = 2 * PARALLEL_MIN_SIZE
-    for name, act in ACTIVATIONS.items():
+    for name in names:
+        act = ACTIVATIONS[name]
         if progress:
             progress(name)
         for dtype in (np.float32, np.float64):
@@ -786,7 +869,7 @@ def warm_all(progress=None) -> int:
             if act.supports_y:
                 k.backward_from_y_ufunc  # noqa: B018
     count = 0
-    for k in KERNELS.values():
+    for k in (KERNELS[name] for name in names):
         for loops in (v for v in vars(k).values() if isinstance(v, dict)):
             count += sum(len(d.signatures) for variants in loops.values() for d in variants)
     return count

@@ -21,7 +21,30 @@ from typing import Any
 
 from numba.extending import overload
 
-__all__ = ["PIECEWISE_LINEAR", "Activation", "Param", "REGISTRY", "elementwise", "channelwise", "rowwise"]
+__all__ = ["PIECEWISE_LINEAR", "Activation", "Check", "Param", "REGISTRY", "elementwise", "channelwise", "rowwise"]
+
+_JITABLE: set[Callable[..., Any]] = set()
+
+
+def inline_jitable(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Make fn callable from numba code, inlined there at numba's IR level; returns fn.
+
+    As ``register_jitable``, the module attribute stays the plain Python function
+    (picklable by reference, which the on-disk cache needs: see ``_kernels.py``). Unlike
+    it, the body is inlined before LLVM sees it: LLVM leaves a body as large as mish's as
+    a call, and a loop that makes a call does not vectorise. Registered once, since
+    activations share scalar math (prelu is leaky_relu with a weight per channel).
+    """
+    if fn in _JITABLE:
+        return fn
+    # numba wants the typing function's parameters named as the implementation's
+    names = list(inspect.signature(fn).parameters)
+    namespace: dict[str, Any] = {}
+    exec(f"def typer({', '.join(names)}):\n    return fn\n", {"fn": fn}, namespace)
+    overload(fn, inline="always")(namespace["typer"])
+    _JITABLE.add(fn)
+    return fn
+
 
 # grad2= of an activation whose derivative is piecewise constant: its second derivative is
 # 0 wherever it exists (relu, hardtanh, the shrinks), which PyTorch's autograd gives too
@@ -29,16 +52,29 @@ PIECEWISE_LINEAR = "piecewise linear"
 
 
 @dataclass(frozen=True)
+class Check:
+    """A condition on parameter values: ``valid(*values)``, a predicate that numba can
+    inline (the ufuncs, which cannot raise, test it in their loop and give NaN with
+    NumPy's invalid-value warning where it fails), and ``describe(*values)``, what the
+    exception raised by the public functions says is wrong."""
+
+    valid: Callable[..., bool]
+    describe: Callable[..., str]
+
+    def __post_init__(self) -> None:
+        inline_jitable(self.valid)
+
+
+@dataclass(frozen=True)
 class Param:
     """A float parameter of an activation, named and defaulted as in torch.nn.functional.
 
-    ``check`` returns a description of what is wrong with a value (e.g. "must be
-    finite"), or None when the value is acceptable.
+    ``check`` is the :class:`Check` its values must pass (None: any float).
     """
 
     name: str
     default: float | str | None  # None: required (threshold's threshold and value)
-    check: Callable[[float], str | None] | None = None
+    check: Check | None = None
     # a parameter that names a variant (gelu's approximate): the accepted strings; the
     # kernels get the index of the given one as a float
     choices: tuple[str, ...] = ()
@@ -62,32 +98,42 @@ class Param:
         try:
             if isinstance(value, (str, bytes)):  # float("0.5") would take it; NumPy's ufuncs do not
                 raise TypeError
+            if getattr(value, "ndim", 0) != 0:  # one number: a 0-d array is one, [0.5] and array([0.5]) are not
+                raise TypeError
             v = float(value)
         except (TypeError, ValueError):
             raise TypeError(
                 f"{function}: parameter {self.name!r} must be a real number, got {value!r}"
             ) from None
-        if self.check is not None:
-            problem = self.check(v)
-            if problem is not None:
-                raise ValueError(f"{function}: parameter {self.name!r} {problem}, got {v!r}")
+        if self.check is not None and not self.check.valid(v):
+            raise ValueError(f"{function}: parameter {self.name!r} {self.check.describe(v)}, got {v!r}")
         return v
 
 
-def finite(v: float) -> str | None:
-    return None if math.isfinite(v) else "must be finite"
+def _is_finite(v):
+    return math.isfinite(v)
 
 
-def finite_nonzero(v: float) -> str | None:
-    return finite(v) or (None if v != 0.0 else "must not be 0")
+def _is_finite_nonzero(v):
+    return math.isfinite(v) & (v != 0.0)  # & rather than and: see _kernels' predicates
 
 
-def finite_nonnegative(v: float) -> str | None:
-    return finite(v) or (None if v >= 0.0 else "must be >= 0")
+def _is_finite_nonnegative(v):
+    return math.isfinite(v) & (v >= 0.0)
 
 
-def not_nan(v: float) -> str | None:
-    return None if v == v else "must not be nan"
+def _is_not_nan(v):
+    return v == v
+
+
+def _not_finite_or(problem: str) -> Callable[[float], str]:
+    return lambda v: "must be finite" if not math.isfinite(v) else problem
+
+
+finite = Check(_is_finite, lambda v: "must be finite")
+finite_nonzero = Check(_is_finite_nonzero, _not_finite_or("must not be 0"))
+finite_nonnegative = Check(_is_finite_nonnegative, _not_finite_or("must be >= 0"))
+not_nan = Check(_is_not_nan, lambda v: "must not be nan")
 
 
 # (function, raw parameter values) -> validated values, for repeated calls
@@ -129,8 +175,8 @@ class Activation:
     # from the tests' float64 references, and checked by running them as doctests
     examples: tuple[str, str] = ("", "")
     kind: str = "elementwise"
-    # a check across parameters (hardtanh's min_val <= max_val): a message naming them, or None
-    params_check: Callable[..., str | None] | None = None
+    # a check across parameters (hardtanh's min_val <= max_val), of the validated values
+    params_check: Check | None = None
     # channelwise only: d f / d weight, for the weight's gradient
     grad_weight_scalar: Callable[..., float] | None = None
     # rowwise only: the row's constant from the sum of exponentials, and the backward's
@@ -169,10 +215,8 @@ class Activation:
         except (KeyError, TypeError):  # not seen yet, or unhashable (an array)
             pass
         checked = tuple(p.validate(function, v) for p, v in zip(self.params, values, strict=True))
-        if self.params_check is not None:
-            problem = self.params_check(*checked)
-            if problem is not None:
-                raise ValueError(f"{function}: {problem}")
+        if self.params_check is not None and not self.params_check.valid(*checked):
+            raise ValueError(f"{function}: {self.params_check.describe(*checked)}")
         if len(_VALIDATED) > 256:
             _VALIDATED.clear()
         try:
@@ -195,29 +239,6 @@ class Activation:
 
 
 REGISTRY: dict[str, Activation] = {}
-
-
-_JITABLE: set[Callable[..., Any]] = set()
-
-
-def inline_jitable(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Make fn callable from numba code, inlined there at numba's IR level; returns fn.
-
-    As ``register_jitable``, the module attribute stays the plain Python function
-    (picklable by reference, which the on-disk cache needs: see ``_kernels.py``). Unlike
-    it, the body is inlined before LLVM sees it: LLVM leaves a body as large as mish's as
-    a call, and a loop that makes a call does not vectorise. Registered once, since
-    activations share scalar math (prelu is leaky_relu with a weight per channel).
-    """
-    if fn in _JITABLE:
-        return fn
-    # numba wants the typing function's parameters named as the implementation's
-    names = list(inspect.signature(fn).parameters)
-    namespace: dict[str, Any] = {}
-    exec(f"def typer({', '.join(names)}):\n    return fn\n", {"fn": fn}, namespace)
-    overload(fn, inline="always")(namespace["typer"])
-    _JITABLE.add(fn)
-    return fn
 
 
 def _jitable(fn: Callable[..., float] | str | None) -> Callable[..., float] | str | None:
@@ -250,7 +271,7 @@ def elementwise(
     examples: tuple[str, str],
     numpy: Callable[..., Any] | None = None,
     numpy_grad: Callable[..., Any] | None = None,
-    params_check: Callable[..., str | None] | None = None,
+    params_check: Check | None = None,
 ) -> Activation:
     """Declare an element-wise activation and add it to the registry."""
     if (grad_from_y is None) != (grad2_from_y is None):

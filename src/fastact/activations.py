@@ -6,10 +6,13 @@ Kernels, ufuncs, public functions, tests and benchmarks are all generated from t
 
 Conventions (PyTorch's autograd, see shared/FACTS.md): comparisons are written the way
 PyTorch writes them, because that is what decides the value at a kink and at NaN.
-``x < 0`` keeps ``relu(-0.0) = -0.0`` and ``relu(nan) = nan``; relu'(nan) = 1 and
-leaky_relu'(nan) = negative_slope, as PyTorch's autograd gives them. Where PyTorch has
-no fixed answer (its elu'(nan) is NaN on its vectorised path and 1 on its scalar tail),
-NaN gives NaN.
+``x < 0`` keeps ``relu(-0.0) = -0.0`` and ``relu(nan) = nan``.
+
+The derivative at x = NaN has one rule: NaN, except where PyTorch's autograd gives one
+finite answer on every code path: relu'(nan) = 1, leaky_relu'(nan) = negative_slope,
+threshold'(nan) = 1 and hardsigmoid'(nan) = 0. Elsewhere PyTorch's answer depends on its
+path (its elu'(nan) and hardtanh'(nan) are 1 on its scalar tail, NaN and 0 on its
+vectorised loop), and NaN gives NaN.
 
 The scalar functions are type-generic: numba compiles them for float32 and float64,
 and the dispatch layer casts parameters to the array's dtype first, so a float32
@@ -40,6 +43,7 @@ from ._math import (
 )
 from ._registry import (
     PIECEWISE_LINEAR,
+    Check,
     Param,
     channelwise,
     elementwise,
@@ -672,12 +676,17 @@ elementwise(
 # PyTorch's autograd gives 0 at the bounds, and at NaN (shared/FACTS.md).
 
 
+def _ordered(min_val, max_val):
+    return min_val <= max_val
+
+
 def hardtanh(x, min_val, max_val):
     return min_val if x < min_val else (max_val if x > max_val else x)
 
 
 def hardtanh_grad(x, min_val, max_val):
-    return (lit(x, 1.0) if x < max_val else lit(x, 0.0)) if x > min_val else lit(x, 0.0)
+    inside = (lit(x, 1.0) if x < max_val else lit(x, 0.0)) if x > min_val else lit(x, 0.0)
+    return inside if x == x else x  # NaN: NaN (see the module's docstring)
 
 
 elementwise(
@@ -686,7 +695,7 @@ elementwise(
     hardtanh_grad,
     grad2=PIECEWISE_LINEAR,
     params=(Param("min_val", -1.0, not_nan), Param("max_val", 1.0, not_nan)),
-    params_check=lambda lo, hi: None if lo <= hi else f"min_val ({lo}) must not be greater than max_val ({hi})",
+    params_check=Check(_ordered, lambda lo, hi: f"min_val ({lo}) must not be greater than max_val ({hi})"),
     examples=(
         "array([-1.,  0.,  1.])",
         "array([0., 1., 0.])",
@@ -704,7 +713,8 @@ def relu6(x):
 
 
 def relu6_grad(x):
-    return (lit(x, 1.0) if x < 6.0 else lit(x, 0.0)) if x > 0.0 else lit(x, 0.0)
+    inside = (lit(x, 1.0) if x < 6.0 else lit(x, 0.0)) if x > 0.0 else lit(x, 0.0)
+    return inside if x == x else x
 
 
 elementwise(
@@ -797,7 +807,8 @@ elementwise(
     threshold,
     threshold_grad,
     grad2=PIECEWISE_LINEAR,
-    params=(Param("threshold", None, not_nan, example=0.1), Param("value", None, not_nan, example=20.0)),
+    # PyTorch takes any threshold and value, NaN included (threshold NaN: x <= NaN is false, so f(x) = x)
+    params=(Param("threshold", None, example=0.1), Param("value", None, example=20.0)),
     examples=(
         "array([20. , 20. ,  1.5])",
         "array([0., 0., 1.])",
@@ -815,7 +826,8 @@ def softshrink(x, lambd):
 
 
 def shrink_grad(x, lambd):
-    return lit(x, 1.0) if x > lambd else (lit(x, 1.0) if x < -lambd else lit(x, 0.0))
+    outside = lit(x, 1.0) if x > lambd else (lit(x, 1.0) if x < -lambd else lit(x, 0.0))
+    return outside if x == x else x
 
 
 elementwise(
@@ -845,7 +857,9 @@ elementwise(
     hardshrink,
     shrink_grad,
     grad2=PIECEWISE_LINEAR,
-    params=(Param("lambd", 0.5, finite_nonnegative),),
+    # PyTorch takes a negative lambd here, on purpose (every x is then outside: f(x) = x);
+    # softshrink's must be >= 0, as PyTorch's
+    params=(Param("lambd", 0.5, finite),),
     examples=(
         "array([-2. ,  0. ,  1.5])",
         "array([1., 0., 1.])",

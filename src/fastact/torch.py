@@ -167,6 +167,15 @@ def _vmap_loop(op: Any, n_out: int) -> Callable[..., Any]:
     return rule
 
 
+@torch.compiler.assume_constant_result
+def _validated(act: Activation, function: str, params: tuple) -> tuple[tuple[float, ...], bool]:
+    """The validated parameters, and whether the backward can read the output instead of
+    the input. torch.compile calls this while tracing and keeps the result as a constant
+    (the parameters are constants of the graph) rather than tracing the validation."""
+    checked = act.validate(function, params)
+    return checked, act.supports_y and (act.y_ok is None or act.y_ok(*checked))
+
+
 def _public_values(act: Activation, params: Any) -> tuple[Any, ...]:
     """Validated parameters (a choice as its index) as the public functions take them."""
     return tuple(p.choices[int(v)] if p.choices else v for p, v in zip(act.params, params, strict=True))
@@ -312,8 +321,7 @@ def _elementwise(act: Activation) -> tuple[type[torch.autograd.Function], Callab
         if not fast_path(input):
             extra = {"inplace": inplace} if has_inplace else {}
             return torch_fn(input, **dict(zip(names, params, strict=True)), **extra)
-        checked = act.validate(fname, tuple(params))
-        from_y = act.supports_y and (act.y_ok is None or act.y_ok(*checked))
+        checked, from_y = _validated(act, fname, tuple(params))
         if not inplace:
             return function.apply(input, None, False, from_y, checked)
         if not (torch.is_grad_enabled() and input.requires_grad):
