@@ -1,7 +1,8 @@
 """Benchmarks are generated from fastact's registry (fastact/_bench.py): every activation,
-forward and backward, in place and out of place, float32 and float64, at 1e3, 1e5, 1e6 and
-2^24 elements, each beside NumPy's natural expression, PyTorch (when installed; skipped
-otherwise) and the roofline (a parallel copy, or the 3-array pass of a backward).
+forward and backward, into an existing output, in place and into new memory, float32 and
+float64, at 1e3, 1e5, 1e6 and 2^24 elements, each beside PyTorch's own operator (when
+installed; skipped otherwise), NumPy's natural expression (new memory) and the roofline (a
+parallel copy, or the 3-array pass of a backward), each doing the same with memory.
 
 Run: pytest bench/ --benchmark-only     (each case is a group: its contenders side by side)
      pytest bench/ --benchmark-only -k "gelu and float32 and 16777216"   (a subset)

@@ -10,7 +10,7 @@ import pytest
 
 import fastact as fa
 from fastact.__main__ import main
-from fastact._bench import FROM_Y, Runners, cases, time_calls
+from fastact._bench import MODES, Runners, cases, time_calls
 
 
 def test_time_calls_takes_turns_and_times_a_slow_peer_once():
@@ -25,10 +25,10 @@ def test_time_calls_takes_turns_and_times_a_slow_peer_once():
 
     restored = []
     timed = time_calls({"fast": counted("fast"), "slow": counted("slow", 0.06), "cold": counted("cold")},
-                       lambda: restored.append(1), budget=0.01, slow=0.05, no_warm_up=frozenset({"cold"}))
+                       lambda: restored.append(1), budget=0.01, phases=3, slow=0.05, no_warm_up=frozenset({"cold"}))
     assert set(timed) == {"fast", "slow", "cold"} and timed["slow"] >= 0.06
-    assert calls["slow"] == 2  # the warm-up and one timed call
-    assert calls["fast"] >= 4 and calls["cold"] >= 3  # a warm-up (not for cold) and at least 3 rounds
+    assert calls["slow"] == 2  # the warm-up and one timed call, in the first phase only
+    assert calls["fast"] >= 9 and calls["cold"] >= 6  # per phase a warm-up (not for cold) and 2 calls or more
     assert len(restored) == sum(calls.values())  # restore before every call
 
 
@@ -38,19 +38,38 @@ def test_bench_cli_prints_a_row_per_case(capsys, functions):
                  "--budget", "0.001"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith(("relu ", "softmax "))]
-    assert len(rows) == 5  # forward and backward of each, and relu's backward from y
+    assert len(rows) == 5  # forward and backward of each, and relu's backward from y, into an existing output
     assert sum("backward from y" in row for row in rows) == 1
+    assert all(" into " in row for row in rows)
 
 
-@pytest.mark.parametrize("in_place", [False, True])
-@pytest.mark.parametrize("name", ["sigmoid", "elu", "prelu"])
-def test_bench_runners_compute_the_function(name, in_place):
-    """Each contender of a backward case computes the same gradient (the one from y too,
-    to the rounding that y + alpha loses where elu is near -alpha)."""
-    ran = set()
-    for case in cases([name], (np.dtype(np.float64),), (1024,), ("backward", FROM_Y), (in_place,)):
+def test_bench_cli_modes_and_in_cache_rows(capsys):
+    assert main(["bench", "--functions", "gelu", "--dtype", "float64", "--size", "2048", "--budget", "0.001",
+                 "--mode", "into,in-place", "new", "--in-cache"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith("gelu ")]
+    assert len(rows) == 2 * 3 + 2  # forward and backward in each mode, and both in cache on one thread
+    assert [r[3] for r in rows[:6]] == ["into", "in", "new", "into", "in", "new"]
+    assert {r[-7] for r in rows[6:]} == {"1"} and {r[-8] for r in rows[6:]} == {"32768"}
+    assert "like for like" in out.lower() and "4 KiB pages" in out
+    assert main(["bench", "--functions", "gelu", "--mode", "sideways"]) == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", list(fa.ACTIVATIONS))
+def test_bench_runners_compute_the_function(name, mode):
+    """Each contender of a case computes the same values (fastact's, to PyTorch's and
+    NumPy's rounding, and to what y + alpha loses where elu is near -alpha): the peers are
+    the same functions, with the same parameters, doing what the mode says with memory."""
+    ran = {}
+    for case in cases([name], (np.dtype(np.float64),), (1024,), modes=(mode,)):
         r = Runners(case)
-        want = fa.ACTIVATIONS[name].backward(r.g, r.x0, *r._params())
+        act = fa.ACTIVATIONS[name]
+        kw = {"axis": -1} if act.kind == "rowwise" else {}
+        if case.direction == "forward":
+            want = act.forward(r.x0, *r._params(), **kw)
+        else:
+            want = act.backward(r.g, r.x0, *r._params(), **kw)
         want = want[0] if isinstance(want, tuple) else want
         for who in ("fastact", "numpy", "torch"):
             fn = getattr(r, who)()
@@ -58,8 +77,13 @@ def test_bench_runners_compute_the_function(name, in_place):
                 continue
             r.restore()
             got = fn()
-            got = r.gbuf if in_place and who != "torch" else got
-            got = got[0] if isinstance(got, tuple) else got
-            np.testing.assert_allclose(np.asarray(got), want, rtol=1e-9, atol=1e-14, err_msg=f"{case.id} {who}")
-            ran.add(case.direction)
-    assert ran == ({"backward"} if name == "prelu" else {"backward", FROM_Y})
+            got = got[0] if isinstance(got, tuple) else got  # prelu's grad_x
+            if mode == "into" and who != "numpy":
+                assert got is None or np.shares_memory(np.asarray(got), r.out) or got.data_ptr() == r.out.ctypes.data
+                got = r.out
+            elif mode == "in place":
+                got = r.x if case.direction == "forward" else r.gbuf
+            tol = 1e-6 if name == "hardsigmoid" else 1e-9  # PyTorch's float64 hardsigmoid uses float32's 1/6
+            np.testing.assert_allclose(np.asarray(got), want, rtol=tol, atol=1e-12, err_msg=f"{case.id} {who}")
+            ran.setdefault(who, set()).add(case.direction)
+    assert "fastact" in ran

@@ -85,14 +85,39 @@ def _progress(items: Sequence, desc: str) -> Iterable:
     return tqdm(items, desc=desc, unit="case", file=sys.stderr)
 
 
+def cpu_description() -> str:
+    """The CPU's model name, LLVM's name for it and its widest vector unit, for reports."""
+    import llvmlite.binding as llvm
+
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), model)
+    except OSError:
+        pass
+    features = llvm.get_host_cpu_features().flatten()
+    width = "AVX-512" if "+avx512f" in features else "AVX2" if "+avx2" in features else "no AVX2"
+    return f"{model} ({llvm.get_host_cpu_name()}, {width})"
+
+
 def _bench(args: argparse.Namespace) -> int:
+    import os
+
+    # PyTorch reads THP_MEM_ALLOC_ENABLE when it starts: before the import
+    if args.torch_huge_pages:
+        os.environ["THP_MEM_ALLOC_ENABLE"] = "1"
     import numba
     import numpy as np
 
-    from fastact._bench import cases, measure
+    from fastact._bench import IN_CACHE_SIZE, MODES, cases, measure, torch_allocator
 
     names = _names(args.functions)
     if names is None:
+        return 2
+    modes = [m.replace("-", " ") for arg in args.mode for m in arg.split(",") if m]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        print(f"unknown mode(s): {', '.join(unknown)}; known: into, in-place, new", file=sys.stderr)
         return 2
     if args.threads:
         numba.set_num_threads(args.threads)
@@ -104,30 +129,41 @@ def _bench(args: argparse.Namespace) -> int:
     except ImportError:
         torch_version = None
     dtypes = tuple(np.dtype(d) for d in args.dtype)
-    todo = list(cases(names, dtypes, (args.size,), in_place=(True, False) if args.in_place else (False,)))
+    todo = list(cases(names, dtypes, (args.size,), modes=tuple(modes)))
+    if args.in_cache:  # the cost of the math: one core, the data in cache
+        todo += list(cases(names, dtypes, (IN_CACHE_SIZE,), modes=("into",), threads=1))
     results = [measure(c, budget=args.budget) for c in _progress(todo, "fastact bench")]
 
     def ratio(v):
         return "-" if v is None else f"{v:.2f}x"
 
-    header = (f"{'activation':<12} {'dtype':<8} {'pass':<24} {'GB/s':>7} {'of roofline':>12} "
-              f"{'vs NumPy':>9} {'vs PyTorch':>11}")
-    print(f"\nfastact bench: {args.size:,} elements, {numba.get_num_threads()} threads, "
-          f"numpy {np.__version__}, numba {numba.__version__}, torch {torch_version or 'not installed'}")
-    print("GB/s = bytes read and written / time; 'of roofline' = a parallel copy (3-array pass for a "
-          "backward) / fastact;\n'vs X' = X's time / fastact's time (above 1: fastact is faster); "
-          "'backward from y': given the forward's\noutput, as PyTorch's sigmoid and tanh and fastact.torch "
-          "work (PyTorch's column: its own autograd backward)\n")
+    def ns(v):
+        return "-" if v is None else f"{v:.3f}"
+
+    header = (f"{'activation':<12} {'dtype':<8} {'pass':<16} {'mode':<9} {'elements':>10} {'thr':>3} "
+              f"{'GB/s':>7} {'of roofline':>11} {'vs NumPy':>9} {'vs PyTorch':>10} {'ns/el fastact':>13} "
+              f"{'ns/el torch':>11}")
+    print(f"\nfastact bench, {time.strftime('%Y-%m-%d')}: {cpu_description()}; numpy {np.__version__}, "
+          f"numba {numba.__version__} ({numba.threading_layer()}), torch {torch_version or 'not installed'}")
+    print("Like for like: 'into' writes into an existing output (fastact out=, PyTorch's aten .out / .grad_input\n"
+          "operator), 'in place' overwrites the input, 'new' allocates (fastact: NumPy's allocator, huge pages for\n"
+          f"large arrays; PyTorch: {torch_allocator()}). The backward is PyTorch's backward operator,\n"
+          "not autograd; 'backward from y' is given the forward's output, as autograd keeps it for sigmoid, tanh.\n"
+          "NumPy: its natural expression ('new' only; gelu through SciPy's erf where installed).\n"
+          "GB/s = bytes read and written / time; 'of roofline' = a parallel copy (a 3-array pass for a backward)\n"
+          "moving the same bytes / fastact; 'vs X' = X's time / fastact's (above 1: fastact is faster);\n"
+          "ns/el = nanoseconds per element (per core with 1 thread: the cost of the math).\n")
     print(header)
     print("-" * len(header))
     for r in results:
-        label = r["pass"] + (" in place" if r["in_place"] else "")
-        print(f"{r['activation']:<12} {r['dtype']:<8} {label:<24} {r['fastact_GBps']:>7.1f} "
-              f"{ratio(r['of_roofline']):>12} {ratio(r['vs_numpy']):>9} {ratio(r['vs_torch']):>11}")
+        print(f"{r['activation']:<12} {r['dtype']:<8} {r['pass']:<16} {r['mode']:<9} {r['size']:>10} "
+              f"{r['threads']:>3} {r['fastact_GBps']:>7.1f} {ratio(r['of_roofline']):>11} "
+              f"{ratio(r['vs_numpy']):>9} {ratio(r['vs_torch']):>10} {ns(r['fastact_ns_per_element']):>13} "
+              f"{ns(r['torch_ns_per_element']):>11}")
     if args.json:
         meta = {"numpy": np.__version__, "numba": numba.__version__, "torch": torch_version,
-                "threads": numba.get_num_threads(), "platform": platform.platform(),
-                "date": time.strftime("%Y-%m-%d")}
+                "threads": numba.get_num_threads(), "platform": platform.platform(), "cpu": cpu_description(),
+                "torch_allocator": torch_allocator(), "date": time.strftime("%Y-%m-%d")}
         with open(args.json, "w") as fh:
             json.dump({"meta": meta, "results": results}, fh, indent=1)
         print(f"\nwrote {args.json}")
@@ -146,7 +182,7 @@ def _plot(results: list[dict], path: str) -> None:
         print("--plot needs matplotlib: pip install 'fastact[plot]'", file=sys.stderr)
         return
     short = {"forward": "fwd", "backward": "bwd", "backward from y": "bwd y"}
-    labels = [f"{r['activation']}\n{r['dtype']}\n{short.get(r['pass'], r['pass'])}" for r in results]
+    labels = [f"{r['activation']}\n{r['dtype']}\n{short.get(r['pass'], r['pass'])}\n{r['mode']}" for r in results]
     contenders = [("fastact", "fastact"), ("roofline", "roofline"), ("numpy", "NumPy"), ("torch", "PyTorch")]
     width = 0.2
     fig, ax = plt.subplots(figsize=(max(8, len(results) * 0.9), 4.5))
@@ -188,7 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     # tables and the targets are from --size 16777216 --budget 0.12
     b.add_argument("--size", type=int, default=1 << 23, help="elements per array (default 2^23)")
     b.add_argument("--threads", type=int, help="numba (and PyTorch) threads (default: numba's)")
-    b.add_argument("--in-place", action="store_true", help="also measure out=x / out=grad_output")
+    b.add_argument("--mode", nargs="+", default=["into"], metavar="MODE",
+                   help="into (an existing output, the default), in-place, new (each side allocates); "
+                        "space- or comma-separated")
+    b.add_argument("--in-cache", action="store_true",
+                   help=f"also measure {1 << 15} elements on 1 thread: the cost per element with the data in cache")
+    b.add_argument("--torch-huge-pages", action="store_true",
+                   help="PyTorch allocates with transparent huge pages (THP_MEM_ALLOC_ENABLE=1), as NumPy does")
     b.add_argument("--budget", type=float, default=0.05,
                    help="seconds of timing per contender and case (default 0.05; at least 3 calls each)")
     b.add_argument("--json", metavar="FILE", help="write the results as JSON")

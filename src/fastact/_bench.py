@@ -1,22 +1,37 @@
 """Benchmark cases generated from the registry, shared by ``python -m fastact bench``
 and the pytest-benchmark suite in bench/.
 
-Each case is (activation, pass, in place or not, dtype, size) and has four runners:
-fastact, NumPy's natural expression (declared with the activation), PyTorch CPU when it
-is installed, and the roofline: a numba parallel loop that moves the same bytes and
-does no arithmetic (a copy for a forward, a read-modify-write pass for an in-place
-forward, a 3-array pass for a backward). Speed is reported as bytes moved per second
-and as ratios to the roofline and to the peers measured in the same run.
+Each case is (activation, pass, mode, dtype, size, threads) and has up to four runners:
+fastact; PyTorch's own operator (declared with the activation: an aten ``.out`` or
+``.grad_input`` overload, never autograd, which would add the forward and the graph);
+NumPy's natural expression (SciPy's ``erf`` for gelu where SciPy is installed); and the
+roofline, a numba parallel loop that moves the same bytes and computes nothing (a copy
+for a forward, a 3-array pass for a backward).
 
-Out of place, every contender returns a new array, as ``fa.relu(x)``, ``np.maximum(x, 0)``
-and ``F.relu(t)`` do, and the roofline copies into a new array: the allocation (and the
-page faults of a large one) is part of what each costs. In place, none allocates.
+Every contender of a case does the same thing with memory (``MODES``):
+
+* "into": writes into an output that already exists and has been written before (no
+  allocation, no page faults): fastact ``out=``, PyTorch's ``.out`` overload;
+* "in place": overwrites its input (``out=x``; PyTorch's ``.out`` with out=x);
+* "new": allocates its result, each with its own allocator. NumPy's (and so fastact's)
+  asks the kernel for transparent huge pages on large arrays; PyTorch's CPU allocator
+  does only with ``THP_MEM_ALLOC_ENABLE=1`` in the environment before torch is imported,
+  and otherwise takes a page fault per 4 KiB on first touch. The report names which.
+
+NumPy's natural expression allocates whatever the mode, so it appears in "new" only. A
+peer that has no such form (PyTorch's mish backward and prelu allocate; softsign and
+tanhshrink are compositions in PyTorch) is timed in "new" only.
+
+Contenders are timed in phases, one after another, each with a warm-up call: PyTorch's
+OpenMP threads spin after a call, and numba's threads running beside them were measured
+2-3x slower (shared/FACTS.md). The phases repeat in rotated order and each contender's
+time is the median of all its calls.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +44,8 @@ from . import ACTIVATIONS
 
 PRELU_CHANNELS = 8
 ROW_LENGTH = 1024  # softmax and log_softmax: rows of this many elements along the last axis
+MODES = ("into", "in place", "new")
+IN_CACHE_SIZE = 1 << 15  # 128 KiB of float32 per array: in L2 on every CPU of the machine kind
 
 
 # --- rooflines: the same memory traffic, no arithmetic ----------------------------------------
@@ -62,15 +79,21 @@ FROM_Y = "backward from y"  # the backward given the forward's output, as autogr
 class Case:
     name: str
     direction: str  # "forward", "backward" (from x) or FROM_Y
-    in_place: bool
+    mode: str  # one of MODES
     dtype: np.dtype
     size: int
     params: tuple = field(default=())
+    threads: int | None = None  # None: numba's (and PyTorch's) current number
+
+    @property
+    def in_place(self) -> bool:
+        return self.mode == "in place"
 
     @property
     def id(self) -> str:
-        where = "inplace" if self.in_place else "out"
-        return f"{self.name}-{self.direction.replace(' ', '_')}-{where}-{np.dtype(self.dtype).name}-{self.size}"
+        threads = "" if self.threads is None else f"-{self.threads}thread"
+        return (f"{self.name}-{self.direction.replace(' ', '_')}-{self.mode.replace(' ', '_')}-"
+                f"{np.dtype(self.dtype).name}-{self.size}{threads}")
 
     @property
     def bytes_moved(self) -> int:
@@ -83,7 +106,8 @@ def cases(
     dtypes: tuple = (np.float32, np.float64),
     sizes: tuple[int, ...] = (1 << 24,),
     directions: tuple[str, ...] = ("forward", "backward", FROM_Y),
-    in_place: tuple[bool, ...] = (False, True),
+    modes: tuple[str, ...] = MODES,
+    threads: int | None = None,
 ) -> Iterator[Case]:
     """FROM_Y for the element-wise activations whose derivative their output gives
     (a row-wise backward always works from y: its "backward" is that one)."""
@@ -95,8 +119,8 @@ def cases(
                 for direction in directions:
                     if direction == FROM_Y and not (act.kind == "elementwise" and act.supports_y):
                         continue
-                    for ip in in_place:
-                        yield Case(name, direction, ip, np.dtype(dtype), size, params)
+                    for mode in modes:
+                        yield Case(name, direction, mode, np.dtype(dtype), size, params, threads)
 
 
 @functools.lru_cache(maxsize=4)
@@ -108,6 +132,12 @@ def _inputs(shape: tuple[int, ...], dtype: np.dtype, seed: int, scale: float) ->
     return a
 
 
+def torch_allocator() -> str:
+    """How PyTorch allocates a new CPU tensor in this process."""
+    huge = os.environ.get("THP_MEM_ALLOC_ENABLE", "") not in ("", "0")
+    return "PyTorch's, with huge pages (THP_MEM_ALLOC_ENABLE=1)" if huge else "PyTorch's default (4 KiB pages)"
+
+
 class Runners:
     """The arrays of one case and a zero-argument callable per contender.
 
@@ -117,117 +147,113 @@ class Runners:
     def __init__(self, case: Case, seed: int = 0) -> None:
         self.case = case
         n, dt = case.size, case.dtype
-        kind = ACTIVATIONS[case.name].kind
-        if kind == "channelwise":
+        self.act = act = ACTIVATIONS[case.name]
+        if act.kind == "channelwise":
             shape: tuple[int, ...] = (1, PRELU_CHANNELS, n // PRELU_CHANNELS)
-        elif kind == "rowwise":
+        elif act.kind == "rowwise":
             shape = (n // min(n, ROW_LENGTH), min(n, ROW_LENGTH))
         else:
             shape = (n,)
-        self.rowwise = kind == "rowwise"
+        self.rowwise = act.kind == "rowwise"
         self.x0 = _inputs(shape, dt, seed, 3.0)
         self.g = _inputs(shape, dt, seed + 1, 1.0)
         self.x = self.x0.copy()
-        self.weight = np.linspace(0.05, 0.4, PRELU_CHANNELS).astype(dt)
         self.gbuf = self.g.copy()
+        self.out = np.ones(shape, dt)  # an existing output, its pages already touched
+        self.weight = np.linspace(0.05, 0.4, PRELU_CHANNELS).astype(dt)
         # a row-wise backward works from the forward's output, as a training step has it
-        self.y = ACTIVATIONS[case.name].forward(self.x0, *self._params()) if (
-            self.rowwise or case.direction == FROM_Y) else None
+        self.from_y = self.rowwise or case.direction == FROM_Y
+        self.y = act.forward(self.x0, *self._params()) if self.from_y else None
 
     def restore(self) -> None:
         np.copyto(self.x, self.x0)
         np.copyto(self.gbuf, self.g)
 
     def _params(self) -> tuple:
-        return (self.weight,) if self.case.name == "prelu" else self.case.params
+        return (self.weight,) if self.act.kind == "channelwise" else self.case.params
 
     def fastact(self) -> Callable[[], Any]:
-        act = ACTIVATIONS[self.case.name]
-        p, x, g, gbuf = self._params(), self.x, self.g, self.gbuf
-        if self.case.direction == "forward":
-            if self.case.in_place:
-                return lambda: act.forward(x, *p, out=x)
-            return lambda: act.forward(x, *p)
-        if self.y is not None:  # from y: x is not given (params follow it positionally)
+        act, case = self.act, self.case
+        p = self._params()
+        kw = {"axis": -1} if self.rowwise else {}
+        if case.direction == "forward":
+            x = self.x if case.in_place else self.x0
+            out = {"into": self.out, "in place": self.x, "new": None}[case.mode]
+            return lambda: act.forward(x, *p, out=out, **kw)
+        g = self.gbuf if case.in_place else self.g
+        out = {"into": self.out, "in place": self.gbuf, "new": None}[case.mode]
+        if self.from_y:  # x is not given (parameters follow it positionally)
             y = self.y
-            if self.case.in_place:
-                return lambda: act.backward(gbuf, None, *p, y=y, out=gbuf)
-            return lambda: act.backward(g, None, *p, y=y)
-        if self.case.in_place:
-            return lambda: act.backward(gbuf, x, *p, out=gbuf)
-        return lambda: act.backward(g, x, *p)
+            return lambda: act.backward(g, None, *p, y=y, out=out, **kw)
+        x = self.x0
+        return lambda: act.backward(g, x, *p, out=out, **kw)
 
     def numpy(self) -> Callable[[], Any] | None:
-        act = ACTIVATIONS[self.case.name]
-        if act.numpy is None or self.case.direction == FROM_Y:  # no natural NumPy form declared from y
-            return None
+        act, case = self.act, self.case
+        if act.numpy is None or case.direction == FROM_Y or case.mode != "new":
+            return None  # the natural expression allocates; none is declared from y
         p = self._params()
-        if self.case.name == "prelu":
+        if act.kind == "channelwise":
             p = (self.weight.reshape(1, -1, 1),)
-        x, g = self.x, self.g
-        if self.case.direction == "forward":
-            f = act.numpy
-            if self.case.in_place:  # the natural in-place NumPy form: assign the result back
-                return lambda: np.copyto(x, f(x, *p))
+        if case.direction == "forward":
+            f, x = act.numpy, self.x0
             return lambda: f(x, *p)
-        fg = act.numpy_grad
-        if self.rowwise:  # its natural NumPy gradient is written from y
-            x = self.y
-        if self.case.name == "prelu":  # prelu_backward's two results: grad_x is the first
+        fg, g, v = act.numpy_grad, self.g, (self.y if self.rowwise else self.x0)
+        if act.kind == "channelwise":  # prelu_backward's two results: grad_x is the first
             fg = functools.partial(_first, fg)
-        if self.case.in_place:
-            gb = self.gbuf
-            return lambda: np.copyto(gb, fg(gb, x, *p))
-        return lambda: fg(g, x, *p)
+        return lambda: fg(g, v, *p)
 
     def torch(self) -> Callable[[], Any] | None:
         try:
             import torch
-            import torch.nn.functional as F
         except ImportError:
             return None
-        name, case = self.case.name, self.case
-        fn = getattr(F, name, None)
-        if fn is None:
+        act, case = self.act, self.case
+        forward = case.direction == "forward"
+        op = act.torch_out if forward else act.torch_grad_out
+        if op is None or (not forward and ("y" if self.from_y else "x") not in act.torch_grad_from):
             return None
-        if name == "prelu":
-            p: tuple = (torch.from_numpy(self.weight),)
-        elif self.rowwise:
-            p, fn = (), functools.partial(fn, dim=-1)
-        else:  # by keyword: fastact's parameter names are PyTorch's (gelu's approximate is keyword-only)
-            p, fn = (), functools.partial(fn, **dict(zip(ACTIVATIONS[name].param_names, case.params, strict=True)))
-        tx = torch.from_numpy(self.x)
-        if case.direction == "forward":
-            if case.in_place:
-                if _takes_inplace(getattr(F, name)):
-                    return lambda: fn(tx, *p, inplace=True)
-                method = getattr(torch.Tensor, f"{name}_", None)  # tanh_, sigmoid_
-                if method is not None and not case.params and not self.rowwise:
-                    return lambda: method(tx)
-                return None  # PyTorch has no in-place form of this one
-            return lambda: fn(tx, *p)
-        if case.in_place:
-            return None  # autograd allocates its gradient
-        leaf = torch.from_numpy(self.x0.copy()).requires_grad_(True)
-        wrt = (leaf,)
-        if name == "prelu":  # the weight's gradient too, as fastact's prelu_backward returns it
-            p = (p[0].clone().requires_grad_(True),)
-            wrt = (leaf, p[0])
-        y = fn(leaf, *p)
-        tg = torch.from_numpy(self.g.copy())  # self.g is read-only, which torch warns about
-        return lambda: torch.autograd.grad(y, wrt, tg, retain_graph=True)
+        aten = torch.ops.aten
+        # prelu: PyTorch's kernel takes the weight shaped to broadcast along the channel axis
+        p: tuple = (torch.from_numpy(self.weight).reshape(1, -1, 1),) if act.kind == "channelwise" else (
+            (-1,) if self.rowwise else case.params)
+        # PyTorch's tensors own copies (the inputs are read-only arrays, which torch warns about)
+        x = torch.from_numpy(self.x) if case.in_place and forward else torch.from_numpy(self.x0.copy())
+        if forward:
+            def call(out):
+                return op(aten, x, out, *p)
+            buffer = x
+        else:
+            g = torch.from_numpy(self.gbuf) if case.in_place else torch.from_numpy(self.g.copy())
+            v = torch.from_numpy(self.y.copy()) if self.from_y else torch.from_numpy(self.x0.copy())
+
+            def call(out):
+                return op(aten, g, v, out, self.from_y, *p)
+            buffer = g
+        if case.mode == "new":
+            return lambda: call(torch.empty_like(buffer))
+        out = buffer if case.in_place else torch.from_numpy(self.out)
+        # a peer that allocates its result (no out overload) is not like for like here
+        probe = call(out)
+        if probe is not out and probe.data_ptr() != out.data_ptr():
+            return None
+        return lambda: call(out)
 
     def roofline(self) -> Callable[[], Any]:
-        x = self.x.reshape(-1)
-        if self.case.direction == "forward":
-            if self.case.in_place:
-                return lambda: in_place_pass(x)
-            return lambda: copy_pass(x, np.empty_like(x))
-        if self.case.in_place:
+        x = self.x0.reshape(-1)
+        forward = self.case.direction == "forward"
+        if self.case.mode == "in place":
+            if forward:
+                buf = self.x.reshape(-1)
+                return lambda: in_place_pass(buf)
             g = self.gbuf.reshape(-1)
             return lambda: three_array_pass(g, x, g)
+        new = self.case.mode == "new"
+        out = self.out.reshape(-1)
+        if forward:
+            return (lambda: copy_pass(x, np.empty_like(x))) if new else (lambda: copy_pass(x, out))
         g = self.g.reshape(-1)
-        return lambda: three_array_pass(g, x, np.empty_like(x))
+        return (lambda: three_array_pass(g, x, np.empty_like(x))) if new else (lambda: three_array_pass(g, x, out))
 
 
 def _first(f: Callable[..., Any], *args: Any) -> Any:
@@ -236,71 +262,88 @@ def _first(f: Callable[..., Any], *args: Any) -> Any:
     return result[0] if isinstance(result, tuple) else result
 
 
-def _takes_inplace(fn: Callable[..., Any]) -> bool:
-    try:
-        return "inplace" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # a builtin without a signature (prelu)
-        return False
-
-
 def time_calls(fns: dict[str, Callable[[], Any]], restore: Callable[[], None] | None,
-               budget: float = 0.25, max_rounds: int = 200, no_warm_up: frozenset[str] = frozenset(),
+               budget: float = 0.25, phases: int = 3, no_warm_up: frozenset[str] = frozenset(),
                slow: float = 0.25) -> dict[str, float]:
-    """Median seconds per call of each callable. The callables take turns, one call each per
-    round, so that drift on a shared machine (another tenant, frequency changes) affects
-    them alike, and the round's order rotates, so that none always follows a peer that
-    allocates and frees a large array; rounds continue while they fit in budget seconds
-    per callable (at least 3). ``restore`` runs untimed before each call.
+    """Median seconds per call of each callable, timed in phases: each callable in turn
+    gets a warm-up call and then calls for budget / phases seconds (at least 2), and the
+    phases repeat with the order rotated, so that drift on a shared machine reaches every
+    contender and none always follows the same peer. ``restore`` runs untimed before each
+    call.
 
-    A callable whose first timed call takes longer than ``slow`` seconds (NumPy's gelu at
-    2^24 elements: 3-4 s) is timed that once: repeating it would cost most of a default
-    `python -m fastact bench` run and change its ratio by less than the machine's noise.
-    Those in ``no_warm_up`` (NumPy's expressions: nothing to compile) skip the warm-up."""
+    A callable whose first timed call takes longer than ``slow`` seconds (NumPy's gelu
+    through math.erf at 2^24 elements: 3-4 s) is timed that once. Those in ``no_warm_up``
+    (NumPy's expressions: nothing to compile) skip the warm-up."""
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for key, fn in fns.items():  # warm-up: compile, fault pages in
-        if key in no_warm_up:
-            continue
-        if restore:
-            restore()
-        fn()
-    start = time.perf_counter()
-    rounds = 0
     order = list(fns.items())
-    done: set[str] = set()
-    slow_seconds = 0.0  # not counted against the others' budget
-    while rounds < 3 or (time.perf_counter() - start - slow_seconds < budget * len(fns) and rounds < max_rounds):
-        k = rounds % len(order)
+    for phase in range(phases):
+        k = phase % len(order)
         for key, fn in order[k:] + order[:k]:
-            if key in done:
+            if times[key] and times[key][0] > slow:
                 continue
-            if restore:
-                restore()
-            t0 = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - t0)
-            if times[key][0] > slow:
-                done.add(key)
-                slow_seconds += times[key][0]
-        rounds += 1
-        if len(done) == len(order):
-            break
+            if key not in no_warm_up:
+                if restore:
+                    restore()
+                fn()
+            start = time.perf_counter()
+            calls = 0
+            while calls < 2 or time.perf_counter() - start < budget / phases:
+                if restore:
+                    restore()
+                t0 = time.perf_counter()
+                fn()
+                times[key].append(time.perf_counter() - t0)
+                calls += 1
+                if times[key][0] > slow:
+                    break
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
 CONTENDERS = ("fastact", "roofline", "numpy", "torch")
 
 
+@functools.lru_cache(maxsize=1)
+def _torch_module() -> Any:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _set_threads(n: int) -> None:
+    import numba
+
+    numba.set_num_threads(n)
+    torch = _torch_module()
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
 def measure(case: Case, budget: float = 0.25) -> dict[str, Any]:
     """Seconds per call for each contender (None where there is none), and the ratios."""
-    r = Runners(case)
-    fns = {who: fn for who in CONTENDERS if (fn := getattr(r, who)()) is not None}
-    timed = time_calls(fns, r.restore if case.in_place else None, budget, no_warm_up=frozenset({"numpy"}))
+    import numba
+
+    before = numba.get_num_threads()
+    if case.threads is not None:
+        _set_threads(case.threads)
+    try:
+        r = Runners(case)
+        fns = {who: fn for who in CONTENDERS if (fn := getattr(r, who)()) is not None}
+        timed = time_calls(fns, r.restore if case.in_place else None, budget, no_warm_up=frozenset({"numpy"}))
+        threads = numba.get_num_threads()
+    finally:
+        if case.threads is not None:
+            _set_threads(before)
     seconds: dict[str, float | None] = {who: timed.get(who) for who in CONTENDERS}
     fa = seconds["fastact"]
     result: dict[str, Any] = {
-        "case": case.id, "activation": case.name, "pass": case.direction, "in_place": case.in_place,
-        "dtype": case.dtype.name, "size": case.size, "bytes": case.bytes_moved, "seconds": seconds,
+        "case": case.id, "activation": case.name, "pass": case.direction, "mode": case.mode,
+        "in_place": case.in_place, "dtype": case.dtype.name, "size": case.size, "threads": threads,
+        "bytes": case.bytes_moved, "seconds": seconds,
         "fastact_GBps": case.bytes_moved / fa / 1e9,
+        "fastact_ns_per_element": fa / case.size * 1e9,
+        "torch_ns_per_element": None if seconds["torch"] is None else seconds["torch"] / case.size * 1e9,
         "of_roofline": seconds["roofline"] / fa,
     }
     for peer in ("numpy", "torch"):

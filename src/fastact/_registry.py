@@ -187,6 +187,14 @@ class Activation:
     # the peer that benchmarks compare against
     numpy: Callable[..., Any] | None = field(default=None, repr=False)
     numpy_grad: Callable[..., Any] | None = field(default=None, repr=False)
+    # PyTorch's own operators, for benchmarks like for like (see fastact._bench), given
+    # torch.ops.aten: torch_out(aten, x, out, *params) writes f(x) into out (element-wise,
+    # softmax: an aten .out overload; another form returns a new tensor), and
+    # torch_grad_out(aten, grad, v, out, from_y, *params) the backward, from v = x, or from
+    # v = y where from_y (torch_grad_from: which of "x" and "y" it takes)
+    torch_out: Callable[..., Any] | None = field(default=None, repr=False)
+    torch_grad_out: Callable[..., Any] | None = field(default=None, repr=False)
+    torch_grad_from: tuple[str, ...] = ("x",)
     # filled in by fastact.__init__ once the public functions exist
     forward: Callable[..., Any] | None = field(default=None, repr=False)
     backward: Callable[..., Any] | None = field(default=None, repr=False)
@@ -272,6 +280,9 @@ def elementwise(
     numpy: Callable[..., Any] | None = None,
     numpy_grad: Callable[..., Any] | None = None,
     params_check: Check | None = None,
+    torch_out: Callable[..., Any] | None = None,
+    torch_grad_out: Callable[..., Any] | None = None,
+    torch_grad_from: tuple[str, ...] = ("x",),
 ) -> Activation:
     """Declare an element-wise activation and add it to the registry."""
     if (grad_from_y is None) != (grad2_from_y is None):
@@ -281,6 +292,7 @@ def elementwise(
         grad2_scalar=grad2, grad2_from_y_scalar=grad2_from_y,
         y_ok=y_ok, y_condition=y_condition, formula=formula, derivative=derivative, summary=summary,
         examples=examples, numpy=numpy, numpy_grad=numpy_grad, params_check=params_check,
+        torch_out=torch_out, torch_grad_out=torch_grad_out, torch_grad_from=torch_grad_from,
     )
 
 
@@ -296,11 +308,14 @@ def channelwise(
     examples: tuple[str, str],
     numpy: Callable[..., Any] | None = None,
     numpy_grad: Callable[..., Any] | None = None,
+    torch_out: Callable[..., Any] | None = None,
+    torch_grad_out: Callable[..., Any] | None = None,
 ) -> Activation:
     """Declare an activation whose one parameter is a weight per channel (prelu)."""
     return _register(
         name=name, forward_scalar=forward, grad_scalar=grad, grad_weight_scalar=grad_weight, kind="channelwise",
         formula=formula, derivative=derivative, summary=summary, examples=examples, numpy=numpy, numpy_grad=numpy_grad,
+        torch_out=torch_out, torch_grad_out=torch_grad_out,
     )
 
 
@@ -317,6 +332,8 @@ def rowwise(
     examples: tuple[str, str],
     numpy: Callable[..., Any] | None = None,
     numpy_grad: Callable[..., Any] | None = None,
+    torch_out: Callable[..., Any] | None = None,
+    torch_grad_out: Callable[..., Any] | None = None,
 ) -> Activation:
     """Declare a normalisation over the rows along an axis (softmax, log_softmax).
 
@@ -329,4 +346,5 @@ def rowwise(
         name=name, forward_scalar=element, grad_scalar=grad, grad_from_y_scalar=grad,
         row_constant_scalar=row_constant, grad_term_scalar=grad_term, kind="rowwise",
         formula=formula, derivative=derivative, summary=summary, examples=examples, numpy=numpy, numpy_grad=numpy_grad,
+        torch_out=torch_out, torch_grad_out=torch_grad_out, torch_grad_from=("y",),
     )

@@ -86,6 +86,9 @@ elementwise(
     summary="Rectified linear unit.",
     numpy=lambda x: np.maximum(x, 0),
     numpy_grad=lambda g, x: g * (x > 0),
+    torch_out=lambda aten, x, out: aten.clamp_min.out(x, 0.0, out=out),
+    torch_grad_out=lambda aten, g, v, out, from_y: aten.threshold_backward.grad_input(g, v, 0.0, grad_input=out),
+    torch_grad_from=("x", "y"),
 )
 
 # --- leaky_relu -------------------------------------------------------------------
@@ -122,6 +125,12 @@ elementwise(
     summary="Leaky rectified linear unit.",
     numpy=lambda x, s: np.where(x > 0, x, x * s),
     numpy_grad=lambda g, x, s: np.where(x > 0, g, g * s),
+    torch_out=lambda aten, x, out, s: aten.leaky_relu.out(x, s, out=out),
+    torch_grad_out=lambda aten, g, v, out, from_y, s: (
+        aten.leaky_relu_backward.grad_input(
+            g, v, s, from_y, grad_input=out)
+    ),
+    torch_grad_from=("x", "y"),
 )
 
 # --- elu --------------------------------------------------------------------------
@@ -173,6 +182,12 @@ elementwise(
     summary="Exponential linear unit.",
     numpy=lambda x, a: np.where(x > 0, x, a * np.expm1(x)),
     numpy_grad=lambda g, x, a: np.where(x > 0, g, g * a * np.exp(x)),
+    torch_out=lambda aten, x, out, a: aten.elu.out(x, a, 1.0, 1.0, out=out),
+    torch_grad_out=lambda aten, g, v, out, from_y, a: (
+        aten.elu_backward.grad_input(
+            g, a, 1.0, 1.0, from_y, v, grad_input=out)
+    ),
+    torch_grad_from=("x", "y"),
 )
 
 # --- prelu: leaky_relu with a learned slope per channel -----------------------------
@@ -207,6 +222,8 @@ channelwise(
     summary="Parametric ReLU with one slope per channel.",
     numpy=lambda x, w: np.where(x > 0, x, w * x),  # w shaped to broadcast along the axis
     numpy_grad=_prelu_numpy_grad,
+    torch_out=lambda aten, x, out, w: aten._prelu_kernel.default(x, w),
+    torch_grad_out=lambda aten, g, x, out, from_y, w: aten._prelu_kernel_backward.default(g, x, w)[0],
 )
 
 
@@ -255,6 +272,12 @@ elementwise(
     summary="Scaled exponential linear unit (self-normalising).",
     numpy=lambda x: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(x)),
     numpy_grad=lambda g, x: g * np.where(x > 0, SELU_SCALE, SELU_SCALE * SELU_ALPHA * np.exp(x)),
+    torch_out=lambda aten, x, out: aten.elu.out(x, SELU_ALPHA, SELU_SCALE, 1.0, out=out),
+    torch_grad_out=lambda aten, g, v, out, from_y: (
+        aten.elu_backward.grad_input(
+            g, SELU_ALPHA, SELU_SCALE, 1.0, from_y, v, grad_input=out)
+    ),
+    torch_grad_from=("x", "y"),
 )
 
 
@@ -301,6 +324,12 @@ elementwise(
     summary="Continuously differentiable exponential linear unit.",
     numpy=lambda x, a: np.where(x > 0, x, a * np.expm1(x / a)),
     numpy_grad=lambda g, x, a: g * np.where(x > 0, 1.0, np.exp(x / a)),
+    torch_out=lambda aten, x, out, a: aten.elu.out(x, a, 1.0, 1.0 / a, out=out),
+    torch_grad_out=lambda aten, g, v, out, from_y, a: (
+        aten.elu_backward.grad_input(
+            g, a, 1.0, 1.0 / a, from_y, v, grad_input=out)
+    ),
+    torch_grad_from=("x", "y"),
 )
 
 # --- the sigmoid family ----------------------------------------------------------------------
@@ -370,6 +399,9 @@ elementwise(
     summary="Logistic sigmoid.",
     numpy=lambda x: 1 / (1 + np.exp(-x)),
     numpy_grad=lambda g, x: g * (s := 1 / (1 + np.exp(-x))) * (1 - s),
+    torch_out=lambda aten, x, out: aten.sigmoid.out(x, out=out),
+    torch_grad_out=lambda aten, g, y, out, from_y: aten.sigmoid_backward.grad_input(g, y, grad_input=out),
+    torch_grad_from=("y",),
 )
 
 
@@ -413,6 +445,9 @@ elementwise(
     summary="Hyperbolic tangent.",
     numpy=np.tanh,
     numpy_grad=lambda g, x: g * (1 - np.tanh(x) ** 2),
+    torch_out=lambda aten, x, out: aten.tanh.out(x, out=out),
+    torch_grad_out=lambda aten, g, y, out, from_y: aten.tanh_backward.grad_input(g, y, grad_input=out),
+    torch_grad_from=("y",),
 )
 
 
@@ -448,6 +483,8 @@ elementwise(
     summary="Sigmoid-weighted linear unit (swish).",
     numpy=lambda x: x / (1 + np.exp(-x)),
     numpy_grad=lambda g, x: g * (s := 1 / (1 + np.exp(-x))) * (1 + x * (1 - s)),
+    torch_out=lambda aten, x, out: aten.silu.out(x, out=out),
+    torch_grad_out=lambda aten, g, x, out, from_y: aten.silu_backward.grad_input(g, x, grad_input=out),
 )
 
 _MISH_CLAMP32, _MISH_CLAMP64 = 20.0, 40.0  # tanh(softplus(x)) is 1 to the dtype's precision beyond
@@ -497,6 +534,8 @@ elementwise(
     summary="Mish: a self-regularised non-monotonic activation.",
     numpy=lambda x: x * np.tanh(np.logaddexp(0, x)),
     numpy_grad=lambda g, x: g * ((t := np.tanh(np.logaddexp(0, x))) + x / (1 + np.exp(-x)) * (1 - t * t)),
+    torch_out=lambda aten, x, out: aten.mish.out(x, out=out),
+    torch_grad_out=lambda aten, g, x, out, from_y: aten.mish_backward(g, x),
 )
 
 
@@ -537,7 +576,25 @@ elementwise(
     summary="Softplus, a smooth ReLU (computed without overflow for any threshold).",
     numpy=lambda x, b, t: np.where(x * b > t, x, np.logaddexp(0, x * b) / b),
     numpy_grad=lambda g, x, b, t: g * np.where(x * b > t, 1.0, 1 / (1 + np.exp(-x * b))),
+    torch_out=lambda aten, x, out, b, t: aten.softplus.out(x, b, t, out=out),
+    torch_grad_out=lambda aten, g, x, out, from_y, b, t: aten.softplus_backward.grad_input(g, x, b, t, grad_input=out),
 )
+
+
+_LOG_SIGMOID_BUFFERS: dict = {}
+
+
+def _torch_log_sigmoid_buffer(x):
+    """The buffer that PyTorch's log_sigmoid_forward fills and its backward reads, made once
+    per input tensor (a training step's forward makes it once): its peers then write into
+    existing memory, as fastact does."""
+    key = (x.data_ptr(), tuple(x.shape), x.dtype)
+    if key not in _LOG_SIGMOID_BUFFERS:
+        import torch
+
+        _LOG_SIGMOID_BUFFERS.clear()
+        _LOG_SIGMOID_BUFFERS[key] = torch.ops.aten.log_sigmoid_forward.default(x)[1]
+    return _LOG_SIGMOID_BUFFERS[key]
 
 
 def logsigmoid_(x):
@@ -567,6 +624,10 @@ elementwise(
     summary="Logarithm of the sigmoid (computed without overflow).",
     numpy=lambda x: -np.logaddexp(0, -x),
     numpy_grad=lambda g, x: g / (1 + np.exp(x)),
+    torch_out=lambda aten, x, out: aten.log_sigmoid_forward.output(
+        x, output=out, buffer=_torch_log_sigmoid_buffer(x))[0],
+    torch_grad_out=lambda aten, g, x, out, from_y: aten.log_sigmoid_backward.grad_input(
+        g, x, _torch_log_sigmoid_buffer(x), grad_input=out),
 )
 
 # --- gelu ------------------------------------------------------------------------------------
@@ -621,15 +682,25 @@ def gelu_grad(x, approximate):
     return s + xc * (s * t) * du2
 
 
+def _np_erf(x):
+    """erf as a NumPy user has it: SciPy's ufunc where SciPy is installed (NumPy has none),
+    else math.erf element by element."""
+    try:
+        from scipy.special import erf
+    except ImportError:
+        return np.vectorize(math.erf, otypes=[x.dtype])(x)
+    return erf(x)
+
+
 def _np_gelu(x, approximate="none"):
     if approximate in ("none", 0.0):
-        return 0.5 * x * (1 + np.vectorize(math.erf, otypes=[x.dtype])(x / math.sqrt(2)))
+        return 0.5 * x * (1 + _np_erf(x / math.sqrt(2)))
     return 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x**3)))
 
 
 def _np_gelu_grad(g, x, approximate="none"):
     if approximate in ("none", 0.0):
-        cdf = 0.5 * (1 + np.vectorize(math.erf, otypes=[x.dtype])(x / math.sqrt(2)))
+        cdf = 0.5 * (1 + _np_erf(x / math.sqrt(2)))
         return g * (cdf + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI)
     t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x**3))
     return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x))
@@ -670,6 +741,9 @@ elementwise(
     summary="Gaussian error linear unit (exact, or the tanh approximation).",
     numpy=_np_gelu,
     numpy_grad=_np_gelu_grad,
+    torch_out=lambda aten, x, out, approximate: aten.gelu.out(x, approximate=approximate, out=out),
+    torch_grad_out=lambda aten, g, x, out, from_y, approximate: aten.gelu_backward.grad_input(
+        g, x, approximate=approximate, grad_input=out),
 )
 
 # --- piecewise linear ------------------------------------------------------------------------
@@ -705,6 +779,11 @@ elementwise(
     summary="Hard tanh: x clipped to [min_val, max_val].",
     numpy=lambda x, lo, hi: np.clip(x, lo, hi),
     numpy_grad=lambda g, x, lo, hi: g * ((x > lo) & (x < hi)),
+    torch_out=lambda aten, x, out, lo, hi: aten.hardtanh.out(x, lo, hi, out=out),
+    torch_grad_out=lambda aten, g, x, out, from_y, lo, hi: (
+        aten.hardtanh_backward.grad_input(
+            g, x, lo, hi, grad_input=out)
+    ),
 )
 
 
@@ -731,6 +810,8 @@ elementwise(
     summary="ReLU capped at 6.",
     numpy=lambda x: np.clip(x, 0, 6),
     numpy_grad=lambda g, x: g * ((x > 0) & (x < 6)),
+    torch_out=lambda aten, x, out: aten.hardtanh.out(x, 0.0, 6.0, out=out),
+    torch_grad_out=lambda aten, g, x, out, from_y: aten.hardtanh_backward.grad_input(g, x, 0.0, 6.0, grad_input=out),
 )
 
 
@@ -758,6 +839,8 @@ elementwise(
     summary="Piecewise-linear sigmoid.",
     numpy=lambda x: np.clip(x + 3, 0, 6) / 6,
     numpy_grad=lambda g, x: g * np.where((x > -3) & (x < 3), 1 / 6, 0.0),
+    torch_out=lambda aten, x, out: aten.hardsigmoid.out(x, out=out),
+    torch_grad_out=lambda aten, g, x, out, from_y: aten.hardsigmoid_backward.grad_input(g, x, grad_input=out),
 )
 
 
@@ -791,6 +874,8 @@ elementwise(
     summary="Hard swish (MobileNetV3).",
     numpy=lambda x: x * np.clip(x + 3, 0, 6) / 6,
     numpy_grad=lambda g, x: g * np.where(x <= -3, 0.0, np.where(x >= 3, 1.0, x / 3 + 0.5)),
+    torch_out=lambda aten, x, out: aten.hardswish.out(x, out=out),
+    torch_grad_out=lambda aten, g, x, out, from_y: aten.hardswish_backward.out(g, x, out=out),
 )
 
 
@@ -818,6 +903,8 @@ elementwise(
     summary="Replaces values up to threshold by value.",
     numpy=lambda x, t, v: np.where(x > t, x, v),
     numpy_grad=lambda g, x, t, v: g * (x > t),
+    torch_out=lambda aten, x, out, t, v: aten.threshold.out(x, t, v, out=out),
+    torch_grad_out=lambda aten, g, x, out, from_y, t, v: aten.threshold_backward.grad_input(g, x, t, grad_input=out),
 )
 
 
@@ -845,6 +932,8 @@ elementwise(
     summary="Soft shrinkage.",
     numpy=lambda x, lam: np.where(x > lam, x - lam, np.where(x < -lam, x + lam, 0.0)),
     numpy_grad=lambda g, x, lam: g * (np.abs(x) > lam),
+    torch_out=lambda aten, x, out, lam: aten.softshrink.out(x, lam, out=out),
+    torch_grad_out=lambda aten, g, x, out, from_y, lam: aten.softshrink_backward.grad_input(g, x, lam, grad_input=out),
 )
 
 
@@ -869,6 +958,8 @@ elementwise(
     summary="Hard shrinkage.",
     numpy=lambda x, lam: np.where(np.abs(x) > lam, x, 0.0),
     numpy_grad=lambda g, x, lam: g * (np.abs(x) > lam),
+    torch_out=lambda aten, x, out, lam: aten.hardshrink.out(x, lam, out=out),
+    torch_grad_out=lambda aten, g, x, out, from_y, lam: aten.hardshrink_backward.grad_input(g, x, lam, grad_input=out),
 )
 
 # --- the rest --------------------------------------------------------------------------------
@@ -906,6 +997,7 @@ elementwise(
     summary="Softsign.",
     numpy=lambda x: x / (1 + np.abs(x)),
     numpy_grad=lambda g, x: g / (1 + np.abs(x)) ** 2,
+    torch_out=lambda aten, x, out: aten.div.out(x, aten.add.Scalar(aten.abs.default(x), 1.0), out=out),
 )
 
 
@@ -936,6 +1028,7 @@ elementwise(
     summary="x minus its tanh (computed without the cancellation near 0).",
     numpy=lambda x: x - np.tanh(x),
     numpy_grad=lambda g, x: g * np.tanh(x) ** 2,
+    torch_out=lambda aten, x, out: aten.sub.out(x, aten.tanh.default(x), out=out),
 )
 
 
@@ -981,6 +1074,9 @@ rowwise(
     summary="Softmax along an axis (each row sums to 1).",
     numpy=_np_softmax,
     numpy_grad=lambda g, y, axis=-1: y * (g - (g * y).sum(axis=axis, keepdims=True)),
+    torch_out=lambda aten, x, out, dim: aten._softmax.out(x, dim, False, out=out),
+    torch_grad_out=lambda aten, g, y, out, from_y, dim: aten._softmax_backward_data.out(
+        g, y, dim, y.dtype, grad_input=out),
 )
 
 
@@ -1018,4 +1114,9 @@ rowwise(
         (d := x - x.max(axis=axis, keepdims=True)) - np.log(np.exp(d).sum(axis=axis, keepdims=True))
     ),
     numpy_grad=lambda g, y, axis=-1: g - np.exp(y) * g.sum(axis=axis, keepdims=True),
+    torch_out=lambda aten, x, out, dim: aten._log_softmax.out(x, dim, False, out=out),
+    torch_grad_out=lambda aten, g, y, out, from_y, dim: (
+        aten._log_softmax_backward_data.out(
+            g, y, dim, y.dtype, out=out)
+    ),
 )
