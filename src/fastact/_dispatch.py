@@ -247,6 +247,8 @@ def run_elementwise(
     ``fresh_out``: out was just allocated, so it cannot overlap an input."""
     size = out.size
     threshold = parallel_min_size(out.dtype, "forward" if loops == "forward" else "backward")
+    if size >= threshold and numba.get_num_threads() == 1:  # a parallel launch would only add its cost
+        threshold = size + 1
     same_shape = all(a.shape == out.shape for a in inputs)
     if same_shape and (fresh_out or not overlaps_partly(out, *inputs)):
         arrays = (*inputs, out)
@@ -477,17 +479,21 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
     typed_pair, typed_pairs = binder.typed_pair, binder.typed_pairs
     entries: dict[tuple, Callable[..., None]] = {}
 
+    supports_y, y_ok = act.supports_y, act.y_ok
+
     def backward(grad_output, x=None, *args, y=None, out=None, **kwargs):
-        if y is None and type(x) is ndarray and type(grad_output) is ndarray:
-            dt = x.dtype
+        # v: x, or y where only y= is given and the output can give the derivative
+        v = x if y is None else (y if x is None and supports_y else None)
+        if type(v) is ndarray and type(grad_output) is ndarray:
+            dt = v.dtype
             if (
-                (dt is f32 or dt is f64) and grad_output.dtype is dt and x.size < (small32 if dt is f32 else small64)
-                and x.ndim == 1 and grad_output.shape == x.shape
+                (dt is f32 or dt is f64) and grad_output.dtype is dt and v.size < (small32 if dt is f32 else small64)
+                and v.ndim == 1 and grad_output.shape == v.shape
             ):  # the common small case, kept lean
                 if out is None:
-                    result, rnum = empty_like(x), -1
+                    result, rnum = empty_like(v), -1
                 else:
-                    result = _fast_out(out, x, dt, grad_output)
+                    result = _fast_out(out, v, dt, grad_output)
                     rnum = None if result is None else (-2 if result is grad_output else result.flags.num)
                 if result is not None:
                     pair = None
@@ -497,13 +503,16 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
                         except TypeError:  # unhashable: a 0-d array as a parameter
                             pass
                     params = (pair or typed_pair(args, kwargs))[dt is f64]
-                    gv = None if rnum == -2 else grad_output  # in place: the loop reads out
-                    key = (dt is f64, grad_output.flags.num, x.flags.num, rnum)
-                    entry = entries.get(key)
-                    if entry is None:
-                        entry = entries[key] = _entry_point(kernels.backward["flat"][0], (gv, x, result, params))
-                    entry(gv, x, result, params)
-                    return result
+                    # (a y= that these parameters do not allow: the general path below says why)
+                    if y is None or y_ok is None or y_ok(*params):
+                        gv = None if rnum == -2 else grad_output  # in place: the loop reads out
+                        key = (dt is f64, y is None, grad_output.flags.num, v.flags.num, rnum)
+                        entry = entries.get(key)
+                        if entry is None:
+                            loops = kernels.backward if y is None else kernels.backward_from_y
+                            entry = entries[key] = _entry_point(loops["flat"][0], (gv, v, result, params))
+                        entry(gv, v, result, params)
+                        return result
         values = binder.bind(args, kwargs) if args or kwargs else None
         if (x is None) == (y is None):
             raise TypeError(f"{name}: give exactly one of x (the forward's input) and y= (its output)")
