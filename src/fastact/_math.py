@@ -502,6 +502,52 @@ def _exp_neg_square(a, scale):
     return _exp_neg_square64_fma if fused else _exp_neg_square64_split
 
 
+def exp_neg_square_split(a, scale):
+    """exp(-scale a^2) as (m, k), m 2^k, as exp_split gives e^x: for a product whose 2^k is
+    applied once at the end (in numba code). a >= 0, scale a power of two, -scale a^2 in
+    exp_split's range."""
+    return exp_split(-scale * a * a)
+
+
+# the same two ways as exp_neg_square, the correction applied to the mantissa
+def _exp_neg_square_split32_fma(a, scale):
+    s = a * a
+    m, k = _exp_split32(-(scale * s))
+    return fma(m, -(scale * fma(a, a, -s)), m), k
+
+
+def _exp_neg_square_split64_fma(a, scale):
+    s = a * a
+    m, k = _exp_split64(-(scale * s))
+    return fma(m, -(scale * fma(a, a, -s)), m), k
+
+
+def _exp_neg_square_split32_split(a, scale):
+    hi = _float32_from_bits(_bits(a) & -4096)
+    m1, k1 = _exp_split32(-(scale * (hi * hi)))
+    m2, k2 = _exp_split32(-(scale * ((a - hi) * (a + hi))))
+    return m1 * m2, k1 + k2
+
+
+def _exp_neg_square_split64_split(a, scale):
+    hi = _float64_from_bits(_bits(a) & -134217728)
+    m1, k1 = _exp_split64(-(scale * (hi * hi)))
+    m2, k2 = _exp_split64(-(scale * ((a - hi) * (a + hi))))
+    return m1 * m2, k1 + k2
+
+
+@overload(exp_neg_square_split, inline="always")
+def _exp_neg_square_split(a, scale):
+    from numba.core.registry import cpu_target
+
+    if not isinstance(a, types.Float):
+        return None
+    fused = _fma_in_target(cpu_target.target_context)
+    if a.bitwidth == 32:
+        return _exp_neg_square_split32_fma if fused else _exp_neg_square_split32_split
+    return _exp_neg_square_split64_fma if fused else _exp_neg_square_split64_split
+
+
 @inline_jitable
 def _erfc_scaled32(x):
     # erfc(x) exp(x^2), x >= 0
@@ -691,6 +737,47 @@ def expm1(x):
     return math.expm1(x)
 
 
+def exp_split(x):
+    """(m, k) with e^x = m 2^k, m in [1/sqrt 2, sqrt 2] and k an integer, for x in
+    [-120, 88] (float32) or [-1400, 709] (float64): x is not clamped. With scale_pow2,
+    the 2^k of a product with e^x is applied once, at the end, so that a subnormal result
+    (x e^x for x << 0) is rounded once instead of twice (in numba code)."""
+    k = round(x * 1.4426950408889634)
+    return math.exp(x - k * 0.6931471805599453), k
+
+
+def scale_pow2(v, k):
+    """v 2^k, rounded once (to a subnormal, to 0, or to inf) (in numba code)."""
+    return math.ldexp(v, k)
+
+
+@register_jitable
+def _exp_split32(x):
+    k, r = _reduce32(x)
+    return np.float32(1.0) + _expm1_poly32(r), k
+
+
+@register_jitable
+def _exp_split64(x):
+    k, r = _reduce64(x)
+    return 1.0 + _expm1_poly64(r), k
+
+
+@overload(exp_split, inline="always")
+def _exp_split(x):
+    if isinstance(x, types.Float):
+        return _exp_split32 if x.bitwidth == 32 else _exp_split64
+    return None
+
+
+@overload(scale_pow2, inline="always")
+def _scale_pow2(v, k):
+    # k < 2^8 (float32) or 2^11 (float64) in magnitude, as _scale32 and _scale64 take it
+    if isinstance(v, types.Float):
+        return (lambda v, k: _scale32(v, k)) if v.bitwidth == 32 else (lambda v, k: _scale64(v, k))
+    return None
+
+
 def _by_width(f32, f64):
     def typer(x):
         if isinstance(x, types.Float):
@@ -718,7 +805,7 @@ def sigmoid(x):
 warnings.filterwarnings(
     "ignore",
     message=r"variable '_(exp|expm1|tanh|sigmoid|log1p|log|erfc?|softplus|logsigmoid|x_minus_tanh|erfc_scaled"
-    r"|exp_neg_half_square)(32|64)_",
+    r"|exp_neg_half_square|exp_split|scale_pow2)(32|64)_",
     category=NumbaIRAssumptionWarning,
 )
 

@@ -31,11 +31,15 @@ from ._math import (
     erfc_scaled,
     exp,
     exp_neg_half_square,
+    exp_neg_square_split,
+    exp_split,
     expm1,
+    fma,
     lit,
     log,
     logsigmoid,
     pick,
+    scale_pow2,
     sigmoid,
     softplus,
     tanh,
@@ -282,7 +286,16 @@ elementwise(
 
 
 def celu(x, alpha):
-    negative = alpha * expm1(x / alpha)
+    # q = x / alpha and its rounding error lo: e^(q + lo) - 1 = expm1(q) + e^q lo. For
+    # alpha < 0, q is large and positive and exp magnifies the rounding of q by q (44 ulp
+    # in float32, 192 in float64 without lo); for alpha > 0 the term is below an ulp
+    q = x / alpha
+    lo = fma(-q, alpha, x) / alpha
+    em = expm1(q)
+    t = em + (em + lit(x, 1.0)) * lo
+    # em alone where lo is 0 (which keeps expm1(-0.0) = -0.0), NaN (x = -inf) or where em
+    # overflowed (inf - inf)
+    negative = alpha * (t if (t == t) & (lo != 0.0) else em)
     return negative if x <= 0.0 else x
 
 
@@ -452,8 +465,18 @@ elementwise(
 
 
 def silu(x):
-    y = x * sigmoid(x)
-    return lit(x, -0.0) if x == -math.inf else y
+    # x / (1 + e) for x >= 0 and x e / (1 + e) for x < 0, e = exp(-|x|) = m 2^k: the 2^k is
+    # applied last, so a subnormal result (x << 0) is rounded once; x times an already
+    # subnormal sigmoid(x) rounded twice (52 ulp at x = -104 in float32). x = -inf gives
+    # -0.0 (the product underflows with its sign), not -inf * 0
+    xc = _clamp_sig(x)
+    m, k = exp_split(-abs(xc))
+    d = lit(x, 1.0) + scale_pow2(m, k)
+    positive = x / d
+    # x (m / d) 2^k: where e is normal, m / d 2^k is e / (1 + e) exactly, so this rounds as
+    # x sigmoid(x) did; where the result is subnormal, only the last product rounds it
+    negative = scale_pow2(xc * (m / d), k)
+    return positive if x >= 0.0 else negative
 
 
 def silu_grad(x):
@@ -501,9 +524,17 @@ def _mish_parts(x):
 
 
 def mish(x):
-    t, _ = _mish_parts(x)
-    y = x * t
-    return lit(x, -0.0) if x == -math.inf else y
+    # x n / (n + 2), n = e (e + 2), e = exp(x) = m 2^k: for x < 0, x m (e + 2) / (n + 2)
+    # with the 2^k applied last, as in silu (a subnormal result rounded once)
+    xc = _clamp_sig(x)
+    c = pick(x, _MISH_CLAMP32, _MISH_CLAMP64)
+    m, k = exp_split(c if xc > c else xc)
+    e = scale_pow2(m, k)
+    e2 = e + lit(x, 2.0)
+    d = e * e2 + lit(x, 2.0)
+    positive = x * (e * e2 / d)
+    negative = scale_pow2(xc * (m * e2 / d), k)  # as x tanh(softplus(x)) rounded, where e is normal
+    return positive if x >= 0.0 else negative
 
 
 def mish_grad(x):
@@ -658,15 +689,63 @@ def _gelu_tanh_u2(x):
     return lit(x, 2.0 * _SQRT_2_OVER_PI) * (x + lit(x, _GELU_C) * (x * x * x))
 
 
+# 2u = K x + K C x^3 as a pair of floats (K = 2 sqrt(2 / pi), C = 0.044715, each constant
+# as hi + lo too): sigmoid(2u) ~ e^(2u) for x << 0 multiplies the relative error of 2u by
+# |2u| (up to ~100), which a 2u rounded in the working precision turned into 178 ulp
+# (float32) and 625 ulp (float64); with its rounding error kept, e^(2u + lo) = e^(2u) (1 + lo).
+_GELU_K32, _GELU_KC32 = (1.5957691669464111, -4.534068054340423e-08), (0.07135481387376785, 2.3988324659995897e-09)
+_GELU_K64, _GELU_KC64 = (1.5957691216057308, -9.96930880911092e-17), (0.07135481627260025, -6.175149918155315e-19)
+
+
+@inline_jitable
+def _gelu_tanh_u2_pair(x):
+    k_hi, k_lo = pick(x, _GELU_K32[0], _GELU_K64[0]), pick(x, _GELU_K32[1], _GELU_K64[1])
+    kc_hi, kc_lo = pick(x, _GELU_KC32[0], _GELU_KC64[0]), pick(x, _GELU_KC32[1], _GELU_KC64[1])
+    p = k_hi * x
+    p_lo = fma(k_hi, x, -p) + k_lo * x
+    x2 = x * x
+    x3 = x2 * x
+    x3_lo = fma(x2, x, -x3) + fma(x, x, -x2) * x
+    q = kc_hi * x3
+    q_lo = fma(kc_hi, x3, -q) + (kc_lo * x3 + kc_hi * x3_lo)
+    u2 = p + q
+    b = u2 - p  # TwoSum: u2 + (p - (u2 - b)) + (q - b) is p + q exactly
+    return u2, ((p - (u2 - b)) + (q - b)) + (p_lo + q_lo)
+
+
+# Where the forward is 0 (x Phi(x), x sigmoid(2u) underflow) or x: clamps that keep 2^k
+# within what scale_pow2 takes
+_GELU_ERF_CLAMP32, _GELU_ERF_CLAMP64 = 14.5, 39.0
+_GELU_TANH_CLAMP32, _GELU_TANH_CLAMP64 = 12.0, 26.0
+
+
 def gelu(x, approximate):
     # approximate is 0.0 ("none") or 1.0 ("tanh"): the same for the whole array, so the
-    # branch is hoisted out of the loop and each form vectorises on its own
+    # branch is hoisted out of the loop and each form vectorises on its own. For x < 0 the
+    # result is x times a factor m 2^k with the 2^k applied last, so a subnormal result is
+    # rounded once (as in silu: x times an already subnormal Phi(x) rounded twice)
     if approximate == 0.0:
-        phi_cdf, _ = _gelu_erf_parts(x)
-        y = x * phi_cdf
-    else:
-        y = x * sigmoid(_gelu_tanh_u2(x))
-    return lit(x, -0.0) if x == -math.inf else y
+        # x Phi(x); Phi(-a) = exp(-a^2 / 2) erfc_scaled(a / sqrt 2) / 2 = h 2^k
+        c = pick(x, _GELU_ERF_CLAMP32, _GELU_ERF_CLAMP64)
+        xc = -c if x < -c else x
+        a = abs(xc)
+        a = c if a > c else a
+        m, k = exp_neg_square_split(a, lit(x, 0.5))
+        h = lit(x, 0.5) * m * erfc_scaled(a * lit(x, _SQRT_HALF))
+        positive = x * (lit(x, 1.0) - scale_pow2(h, k))
+        negative = scale_pow2(xc * h, k)
+        return positive if x >= 0.0 else negative
+    # x sigmoid(2u), e^(-|2u|) = m 2^k with 2u's rounding error put back into m
+    c = pick(x, _GELU_TANH_CLAMP32, _GELU_TANH_CLAMP64)
+    xc = c if x > c else x
+    xc = -c if xc < -c else xc
+    u2, lo = _gelu_tanh_u2_pair(xc)
+    m, k = exp_split(-abs(u2))
+    m = fma(m, lo if x < 0.0 else -lo, m)
+    q = lit(x, 1.0) / (lit(x, 1.0) + scale_pow2(m, k))
+    positive = x * q
+    negative = scale_pow2(xc * m * q, k)
+    return positive if x >= 0.0 else negative
 
 
 def gelu_grad(x, approximate):
