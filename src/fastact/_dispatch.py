@@ -347,6 +347,18 @@ class Binder:
                 pass
         return checked
 
+    def call_params(self, args: tuple, kwargs: dict) -> tuple[tuple, tuple]:
+        """typed_pair's result, found in one dictionary lookup for positional parameters
+        seen before (the small-call paths' way in)."""
+        if not kwargs:
+            try:
+                pair = self.typed_pairs.get(args)
+            except TypeError:  # unhashable: a 0-d array as a parameter
+                pair = None
+            if pair is not None:
+                return pair
+        return self.typed_pair(args, kwargs)
+
     def typed_pair(self, args: tuple, kwargs: dict) -> tuple[tuple, tuple]:
         """The parameters of a call typed for float32 and for float64. Positional arguments
         are remembered in ``typed_pairs`` (keyed by the args tuple itself, so that a small
@@ -410,7 +422,7 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
     # points, by the operands' dtype and flags (-1: a new array, C-contiguous and aligned).
     ndarray, empty_like, f32, f64 = np.ndarray, np.empty_like, F32, F64
     small32, small64 = PARALLEL_MIN_SIZES[F32, "forward"], PARALLEL_MIN_SIZES[F64, "forward"]
-    typed_pair, typed_pairs = binder.typed_pair, binder.typed_pairs
+    call_params = binder.call_params
     entries: dict[tuple, Callable[..., None]] = {}
 
     def forward(x, *args, out=None, **kwargs):
@@ -426,13 +438,7 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
                     result = _fast_out(out, x, dt)
                     rnum = None if result is None else result.flags.num
                 if result is not None:
-                    pair = None
-                    if not kwargs:
-                        try:
-                            pair = typed_pairs.get(args)
-                        except TypeError:  # unhashable: a 0-d array as a parameter
-                            pass
-                    params = (pair or typed_pair(args, kwargs))[dt is f64]
+                    params = call_params(args, kwargs)[dt is f64]
                     rv = result if result.ndim == 1 else result.reshape(-1)
                     xv = None if rnum == -2 else (x if x.ndim == 1 else x.reshape(-1))
                     key = (dt is f64, xnum, rnum)
@@ -476,7 +482,7 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
     # as in make_forward: the small path keeps to closure variables and entry points
     ndarray, empty_like, f32, f64 = np.ndarray, np.empty_like, F32, F64
     small32, small64 = PARALLEL_MIN_SIZES[F32, "backward"], PARALLEL_MIN_SIZES[F64, "backward"]
-    typed_pair, typed_pairs = binder.typed_pair, binder.typed_pairs
+    call_params = binder.call_params
     entries: dict[tuple, Callable[..., None]] = {}
 
     supports_y, y_ok = act.supports_y, act.y_ok
@@ -496,13 +502,7 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
                     result = _fast_out(out, v, dt, grad_output)
                     rnum = None if result is None else (-2 if result is grad_output else result.flags.num)
                 if result is not None:
-                    pair = None
-                    if not kwargs:
-                        try:
-                            pair = typed_pairs.get(args)
-                        except TypeError:  # unhashable: a 0-d array as a parameter
-                            pass
-                    params = (pair or typed_pair(args, kwargs))[dt is f64]
+                    params = call_params(args, kwargs)[dt is f64]
                     # (a y= that these parameters do not allow: the general path below says why)
                     if y is None or y_ok is None or y_ok(*params):
                         gv = None if rnum == -2 else grad_output  # in place: the loop reads out
