@@ -30,6 +30,33 @@ def test_dask_stays_lazy_and_matches():
     assert y.dtype == np.float32
 
 
+def test_dask_and_xarray_run_the_kernels_per_block_not_the_ufunc(monkeypatch):
+    """map_blocks of fastact's own function (its vectorised kernels), not numba's generic
+    ufunc loop: the ufunc path is made to fail, and the results are still fastact's."""
+    from fastact import _dispatch
+
+    def no_ufunc(*args, **kwargs):
+        raise AssertionError("went through the ufunc")
+
+    monkeypatch.setattr(_dispatch, "_deferred", no_ufunc)
+    xr = pytest.importorskip("xarray")
+    d, dg = da.from_array(X, chunks=(64, 40)), da.from_array(G, chunks=(100, 20))  # g chunked otherwise
+    results = [
+        (fa.gelu(d, approximate="tanh"), fa.gelu(X, approximate="tanh")),
+        (fa.elu_backward(dg, d, 0.5), fa.elu_backward(G, X, 0.5)),
+        (fa.elu_backward(G, d, alpha=0.5), fa.elu_backward(G, X, 0.5)),  # one of them NumPy
+        (fa.sigmoid_backward(dg, y=fa.sigmoid(d)), fa.sigmoid_backward(G, y=fa.sigmoid(X))),
+        (fa.threshold(d, 0.1, 20.0), fa.threshold(X, 0.1, 20.0)),
+    ]
+    for lazy, want in results:
+        assert isinstance(lazy, da.Array) and lazy.chunks == d.chunks
+        np.testing.assert_array_equal(lazy.compute(), want)
+    arr = xr.DataArray(X, dims=("sample", "feature"), attrs={"units": "V"})
+    for y in (fa.silu(arr), fa.silu(arr.chunk({"sample": 100}))):
+        assert isinstance(y, xr.DataArray) and y.dims == arr.dims and y.attrs == arr.attrs
+        np.testing.assert_array_equal(np.asarray(y.values), fa.silu(X))
+
+
 def test_parameters_are_checked_before_anything_is_deferred():
     d = da.from_array(X, chunks=64)
     with pytest.raises(ValueError, match=r"elu.*alpha"):

@@ -448,6 +448,9 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
                     entry(xv, rv, params)
                     return result if x.ndim or out is not None else result[()]
         values = binder.bind(args, kwargs) if args or kwargs else None
+        if out is None and _lazy.kind(x):
+            binder.given_or_default(values)  # raises where a required parameter is missing: before deferring
+            return _lazy.elementwise_forward(forward, x, args, kwargs, _lazy_dtype(name, None, ("x", x)))
         if _defers(x):
             return _deferred(kernels.ufunc, (x,), binder.given_or_default(values), out)
         x = as_input(name, "x", x)
@@ -521,6 +524,12 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
             arg, argname = y, "y"
         else:
             arg, argname = x, "x"
+        if out is None and (_lazy.kind(grad_output) == "dask" or _lazy.kind(arg) == "dask"):
+            binder.given_or_default(values)  # as in forward: a missing parameter raises now
+            rdt = _lazy_dtype(name, None, ("grad_output", grad_output), (argname, arg))
+            lazy = _lazy.elementwise_backward(backward, grad_output, arg, y is not None, args, kwargs, rdt)
+            if lazy is not None:
+                return lazy
         if _defers(grad_output) or _defers(arg):
             ufunc = kernels.backward_ufunc if y is None else kernels.backward_from_y_ufunc
             return _deferred(ufunc, (grad_output, arg), binder.given_or_default(values), out)

@@ -1,8 +1,13 @@
-"""softmax, log_softmax and prelu on dask arrays and xarray DataArrays.
+"""fastact's functions on dask arrays and xarray DataArrays, lazily.
 
-The element-wise activations reach dask and xarray as ufuncs (``_dispatch._deferred``).
-These three are not element-wise: a row of softmax needs its whole row, and prelu's
-weight gradient is a sum over everything but the channel axis. Here a dask array is
+An element-wise activation runs fastact's own function on each block (``map_blocks``),
+its vectorised kernels, rather than handing dask its ufunc (numba's generic ufunc loop,
+several times slower per element); a DataArray gets the same on its data and keeps
+its dimensions, coordinates and attributes. (The backward of two DataArrays, which xarray
+aligns by dimension names, and other array types go through the ufunc protocol:
+``_dispatch._deferred``.) softmax, log_softmax and prelu are not element-wise: a row
+of softmax needs its whole row, and prelu's weight gradient is a sum over everything but
+the channel axis. Here a dask array is
 rechunked so that each block holds whole rows (whole channel runs for prelu) and fastact's
 own function runs on each block, lazily; prelu's weight gradient is a per-block float64
 sum, added up by dask. A DataArray gets the same call on its data (NumPy or dask) and
@@ -35,6 +40,39 @@ def _axis(function: str, axis: Any, ndim: int) -> int:
 
 def _data(a: Any) -> Any:
     return a.data if kind(a) == "xarray" else a
+
+
+def elementwise_forward(fn: Any, x: Any, args: tuple, kwargs: dict, rdt: np.dtype) -> Any:
+    """fn(x, *args, **kwargs) per block of a dask array, or on a DataArray's data."""
+    if kind(x) == "xarray":
+        data = x.data
+        lazy = kind(data) is not None
+        return x.copy(data=elementwise_forward(fn, data, args, kwargs, rdt) if lazy else fn(data, *args, **kwargs))
+    # meta=: the result's type, so that dask does not call fn on an empty block to learn it
+    return x.map_blocks(partial(_forward_block, fn=fn, args=args, kwargs=kwargs), dtype=rdt,
+                        meta=np.empty((0,) * x.ndim, rdt))
+
+
+def _forward_block(block: np.ndarray, *, fn: Any, args: tuple, kwargs: dict) -> np.ndarray:
+    return fn(block, *args, **kwargs)  # the block first, then the positional parameters
+
+
+def _grad_block(g: np.ndarray, v: np.ndarray, *, fn: Any, from_y: bool, args: tuple, kwargs: dict) -> np.ndarray:
+    return fn(g, None, *args, y=v, **kwargs) if from_y else fn(g, v, *args, **kwargs)
+
+
+def elementwise_backward(fn: Any, g: Any, v: Any, from_y: bool, args: tuple, kwargs: dict,
+                         rdt: np.dtype) -> Any | None:
+    """fn(g, v) per pair of blocks where both are dask arrays or arrays of one shape
+    (None otherwise: the ufunc protocol then broadcasts, or aligns DataArrays)."""
+    if kind(g) == "xarray" or kind(v) == "xarray" or np.shape(g) != np.shape(v):
+        return None
+    import dask.array as da  # one of them is a dask array, so dask is there
+
+    v = da.asarray(v)
+    g = da.asarray(g).rechunk(v.chunks)
+    return da.map_blocks(partial(_grad_block, fn=fn, from_y=from_y, args=args, kwargs=kwargs), g, v, dtype=rdt,
+                         meta=np.empty((0,) * v.ndim, rdt))
 
 
 def _whole(a: Any, axis: int) -> Any:
