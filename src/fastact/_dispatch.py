@@ -247,7 +247,7 @@ def run_elementwise(
     ``fresh_out``: out was just allocated, so it cannot overlap an input."""
     size = out.size
     threshold = parallel_min_size(out.dtype, "forward" if loops == "forward" else "backward")
-    if size >= threshold and numba.get_num_threads() == 1:  # a parallel launch would only add its cost
+    if size >= threshold and _threading.one_thread():  # a parallel launch would only add its cost
         threshold = size + 1
     same_shape = all(a.shape == out.shape for a in inputs)
     if same_shape and (fresh_out or not overlaps_partly(out, *inputs)):
@@ -420,7 +420,7 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
     # The small-array path below costs only overhead, so it keeps to closure variables
     # (faster to reach than module globals) and calls the serial kernel's compiled entry
     # points, by the operands' dtype and flags (-1: a new array, C-contiguous and aligned).
-    ndarray, empty_like, f32, f64 = np.ndarray, np.empty_like, F32, F64
+    ndarray, empty_like, f32, f64, one_thread = np.ndarray, np.empty_like, F32, F64, _threading.one_thread
     small32, small64 = PARALLEL_MIN_SIZES[F32, "forward"], PARALLEL_MIN_SIZES[F64, "forward"]
     call_params = binder.call_params
     entries: dict[tuple, Callable[..., None]] = {}
@@ -429,7 +429,9 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
         if type(x) is ndarray:
             dt = x.dtype
             xnum = x.flags.num
-            if (dt is f32 or dt is f64) and x.size < (small32 if dt is f32 else small64) and xnum & _C_CONTIGUOUS:
+            # below the parallel crossover, or at any size where the kernels run on one thread
+            if (dt is f32 or dt is f64) and xnum & _C_CONTIGUOUS and (
+                    x.size < (small32 if dt is f32 else small64) or one_thread()):
                 if out is None:
                     result, rnum = empty_like(x), -1
                 elif out is x:  # in place: x=None, the loop reads out (see _kernels._map_loops)
@@ -483,7 +485,7 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
     name = f"{act.name}_backward"
     binder = Binder(name, act, first=2)
     # as in make_forward: the small path keeps to closure variables and entry points
-    ndarray, empty_like, f32, f64 = np.ndarray, np.empty_like, F32, F64
+    ndarray, empty_like, f32, f64, one_thread = np.ndarray, np.empty_like, F32, F64, _threading.one_thread
     small32, small64 = PARALLEL_MIN_SIZES[F32, "backward"], PARALLEL_MIN_SIZES[F64, "backward"]
     call_params = binder.call_params
     entries: dict[tuple, Callable[..., None]] = {}
@@ -496,9 +498,9 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
         if type(v) is ndarray and type(grad_output) is ndarray:
             dt = v.dtype
             if (
-                (dt is f32 or dt is f64) and grad_output.dtype is dt and v.size < (small32 if dt is f32 else small64)
-                and v.ndim == 1 and grad_output.shape == v.shape
-            ):  # the common small case, kept lean
+                (dt is f32 or dt is f64) and grad_output.dtype is dt and v.ndim == 1 and grad_output.shape == v.shape
+                and (v.size < (small32 if dt is f32 else small64) or one_thread())
+            ):  # the common small case (or one thread), kept lean
                 if out is None:
                     result, rnum = empty_like(v), -1
                 else:

@@ -77,3 +77,31 @@ def needs_launch_lock() -> bool:
         configured = numba.config.THREADING_LAYER
         return configured not in _THREAD_SAFE_LAYERS
     return layer not in _THREAD_SAFE_LAYERS
+
+
+def _thread_count_function():
+    """numba's C function behind get_num_threads (75 ns a call), where this numba has it;
+    else get_num_threads itself (0.5 us: it checks the thread pool on every call)."""
+    try:
+        from numba.np.ufunc import parallel
+
+        numba.get_num_threads()  # starts the thread pool, which the C function needs
+        fn = parallel._get_num_threads
+        if callable(fn) and fn() == numba.get_num_threads():
+            return fn
+    except (ImportError, AttributeError, TypeError):
+        pass
+    return numba.get_num_threads
+
+
+_thread_count = None
+
+
+def one_thread() -> bool:
+    """Whether numba's parallel kernels would run on one thread in this (Python) thread
+    (numba.set_num_threads(1), NUMBA_NUM_THREADS=1): then the serial loop does the same
+    work without the cost of a launch."""
+    global _thread_count
+    if _thread_count is None:
+        _thread_count = _thread_count_function()
+    return _thread_count() == 1
