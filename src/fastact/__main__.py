@@ -232,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--torch-huge-pages", action="store_true",
                    help="PyTorch allocates with transparent huge pages (THP_MEM_ALLOC_ENABLE=1), as NumPy does")
     b.add_argument("--budget", type=float, default=0.05,
-                   help="seconds of timing per contender and case (default 0.05; at least 3 calls each)")
+                   help="seconds of timing per contender and case (default 0.05; in 3 phases of at least "
+                        "2 calls each)")
     b.add_argument("--json", metavar="FILE", help="write the results as JSON")
     b.add_argument("--plot", metavar="FILE.png", help="write a bar chart (needs matplotlib)")
     from fastact import _apply
