@@ -240,9 +240,9 @@ def _chain_loops(df, nparams, token):
 
 # --- ufuncs ----------------------------------------------------------------------------
 # A ufunc's inner function needs a fixed arity; activations have 0 to 2 parameters.
-# A ufunc cannot raise, so it tests its parameters in the loop (loop-invariant: LLVM
-# hoists the test) and, where they are invalid, gives what NumPy's own ufuncs give for a
-# domain error: NaN, with the invalid-value warning (np.log(-1.0)). The activation then
+# A ufunc cannot raise, so it tests its parameters for every element (they are inputs,
+# which may vary along the array) and, where they are invalid, gives what NumPy's own
+# ufuncs give for a domain error: NaN, with the invalid-value warning (np.log(-1.0)). The activation then
 # runs on substitute valid values, so that no other floating-point flag (beta = 0's
 # division by zero) is raised and no other function is computed in its stead.
 
