@@ -26,8 +26,12 @@ USE_KERNELS = textwrap.dedent("""
         fa.relu(x); fa.relu_backward(x, x); fa.relu_backward(x, y=x); fa.leaky_relu(x, 0.2)
         fa.prelu(x.reshape(2, -1), [0.1, 0.2], axis=0)
         fa.prelu_backward(x.reshape(2, -1), x.reshape(2, -1), [0.1, 0.2], axis=0)
-    fa.ufuncs.relu(x[::2])
+    fa.ufuncs.relu(x[::2]); fa.ufuncs.leaky_relu(x, 0.2); fa.ufuncs.elu_backward(x, x, 1.0)
     stats = {}
+    from fastact._kernels import UFUNC_LOOPS
+    for name, built in UFUNC_LOOPS.items():
+        for c in built.loops:
+            stats[f"ufunc.{name}.{c.__qualname__}"] = [c.cache_hits, int(not c.cache_hits)]
     for name, k in fa.KERNELS.items():
         for attr, loops in k.__dict__.items():
             if isinstance(loops, dict):
@@ -84,6 +88,22 @@ def test_kernels_vectorise(name, dtype):
     }
     for which, asm in loops.items():
         assert PACKED_MATH.search(asm), f"{name} {which}: no packed ymm/zmm arithmetic: the loop did not vectorise"
+
+
+def test_ufunc_with_parameters_vectorises():
+    """The ufunc loop's machine code has packed arithmetic (a fresh compile of its vectorised
+    part, for a scalar parameter)."""
+    from fastact._kernels import UFUNC_LOOPS
+
+    for name, params in (("elu", (1.0,)), ("gelu", (0.0,)), ("softplus", (1.0, 20.0))):
+        getattr(fa.ufuncs, name)  # built on first use
+        run = UFUNC_LOOPS[name].run
+        for dtype in (np.float32, np.float64):
+            x = np.ones(64, dtype)
+            fresh = njit(error_model="numpy")(run)
+            fresh(x, x, x.copy(), *(dtype(p) for p in params + (0.0,) * (2 - len(params))))
+            asm = fresh.inspect_asm(fresh.signatures[0])
+            assert PACKED_MATH.search(asm), f"{name} {np.dtype(dtype)}: the ufunc loop did not vectorise"
 
 
 def _interleaved_saves(cls, path):

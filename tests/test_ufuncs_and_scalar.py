@@ -47,6 +47,94 @@ def test_ufunc_out_where_and_broadcasting(name):
     assert u(np.float32(-1.0), *params).dtype == np.float32
 
 
+# --- the inner loop, on every layout NumPy may hand it --------------------------------------
+# 0, 1 and 2 parameters, a choice among them; sizes across the loop's 4096-element blocks
+LAYOUT_CASES = ["relu", "sigmoid", "leaky_relu", "elu", "gelu", "softplus", "hardtanh"]
+
+
+def _view(buf, n, step):
+    """n elements of buf with the given step, away from both of its ends."""
+    inner = buf[5:-5]
+    return inner[::step] if step > 0 else inner[::-1][::-step]
+
+
+def _guarded(n, dtype, step):
+    """A view of n elements with the given step inside a buffer of 7s; the buffer; and
+    where the view's elements are not."""
+    buf = np.full(10 + n * abs(step), 7.0, dtype)
+    outside = np.ones(buf.shape, bool)
+    _view(outside, n, step)[...] = False
+    return _view(buf, n, step), buf, outside
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", LAYOUT_CASES)
+def test_ufunc_writes_a_strided_or_reversed_out_where_it_points(name, dtype):
+    """out= with any step, inputs with any step: every element where it belongs and nothing
+    written around the view (numba's own ufunc loop wrote a strided out= contiguously)."""
+    n = 9000
+    params = numeric_params(name, first_params(name))
+    x = np.linspace(-6, 6, n).astype(dtype)
+    want = REFERENCES[name].f(x.astype(np.float64), *first_params(name))
+    for u, inputs, ref in ((getattr(fa.ufuncs, name), (x,), want),
+                           (getattr(fa.ufuncs, f"{name}_backward"), (np.full_like(x, 0.5), x), None)):
+        base = u(*inputs, *params)
+        if ref is not None:
+            np.testing.assert_allclose(base, ref, rtol=4e-6 if dtype == np.float32 else 4e-15, atol=1e-30)
+        for out_step in (1, 2, -1, -3):
+            for in_step in (1, 3, -2):
+                views = []
+                for a in inputs:
+                    v, _, _ = _guarded(n, dtype, in_step)
+                    v[...] = a
+                    views.append(v)
+                out, buf, outside = _guarded(n, dtype, out_step)
+                assert u(*views, *params, out=out) is out
+                np.testing.assert_array_equal(out, base, err_msg=f"out step {out_step}, input step {in_step}")
+                assert (buf[outside] == 7.0).all(), f"written outside out= (step {out_step})"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", LAYOUT_CASES)
+def test_ufunc_in_place(name, dtype):
+    """out= the input itself (and, for a backward, grad_output or x): the values of a
+    separate output."""
+    params = numeric_params(name, first_params(name))
+    x = np.linspace(-6, 6, 9001).astype(dtype)
+    g = np.linspace(2, -1, x.size).astype(dtype)
+    u, b = getattr(fa.ufuncs, name), getattr(fa.ufuncs, f"{name}_backward")
+    want, want_b = u(x, *params), b(g, x, *params)
+    y = x.copy()
+    assert u(y, *params, out=y) is y
+    np.testing.assert_array_equal(y, want)
+    for which in (0, 1):
+        inputs = [g.copy(), x.copy()]
+        b(*inputs, *params, out=inputs[which])
+        np.testing.assert_array_equal(inputs[which], want_b)
+    both = x.copy()
+    b(both, both, *params, out=both)
+    np.testing.assert_array_equal(both, b(x, x, *params))
+
+
+def test_ufunc_parameters_that_vary_along_the_array():
+    """Runs of equal parameter values, a run of one element, -0.0 apart from 0.0, and an
+    invalid value that makes only its own elements NaN."""
+    x = np.linspace(-3, 3, 9000).astype(np.float32)
+    slope = np.repeat(np.array([0.1, 0.2, 0.3], np.float32), 3000)
+    slope[4500] = 0.7
+    got = fa.ufuncs.leaky_relu(x, slope)
+    np.testing.assert_array_equal(got, np.where(x >= 0, x, x * slope))
+    signed = fa.ufuncs.leaky_relu(np.float64(-1.0) * np.ones(4), np.array([0.0, -0.0, 0.0, -0.0]))
+    np.testing.assert_array_equal(np.signbit(signed), [True, False, True, False])
+    alpha = np.ones(9000)
+    alpha[[10, 5000, 5001]] = 0.0  # celu's alpha must not be 0
+    with pytest.warns(RuntimeWarning, match="invalid value"):
+        got = fa.ufuncs.celu(x.astype(np.float64), alpha)
+    bad = alpha == 0.0
+    assert np.isnan(got[bad]).all()
+    np.testing.assert_allclose(got[~bad], REFERENCES["celu"].f(x.astype(np.float64)[~bad], 1.0), rtol=4e-15)
+
+
 def test_ufunc_unpickles_in_a_fresh_process():
     import subprocess
     import sys

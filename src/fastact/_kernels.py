@@ -37,17 +37,19 @@ import types
 import zlib
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange
+from numba import carray, njit, prange
+from numba.core import sigutils
 from numba.core import types as nbtypes
 from numba.core.caching import IndexDataCacheFile
+from numba.core.ccallback import CFunc
 from numba.extending import intrinsic, register_jitable
-from numba.np.ufunc.dufunc import DUFunc
+from numba.np.ufunc import _internal as _numba_ufunc_internal
 
-from ._math import exp, lit
+from ._math import exp
 from ._registry import Activation, inline_jitable
 
 _SCALAR_MATH_FILES = ("activations.py", "_math.py")
@@ -239,12 +241,11 @@ def _chain_loops(df, nparams, token):
 
 
 # --- ufuncs ----------------------------------------------------------------------------
-# A ufunc's inner function needs a fixed arity; activations have 0 to 2 parameters.
-# A ufunc cannot raise, so it tests its parameters for every element (they are inputs,
-# which may vary along the array) and, where they are invalid, gives what NumPy's own
-# ufuncs give for a domain error: NaN, with the invalid-value warning (np.log(-1.0)). The activation then
-# runs on substitute valid values, so that no other floating-point flag (beta = 0's
-# division by zero) is raised and no other function is computed in its stead.
+# Parameters are ufunc inputs, which may vary along the array. A ufunc cannot raise, so
+# it tests its parameters (once per run of equal values) and, where they are invalid,
+# gives what NumPy's own ufuncs give for a domain error: NaN, with the invalid-value
+# warning (np.log(-1.0)); the activation is not computed there, so no other
+# floating-point flag (beta = 0's division by zero) is raised.
 
 
 def _any_value(v):
@@ -286,98 +287,245 @@ def _opaque(typingctx, x):
     return x(x), codegen
 
 
-def _checked(ok, result, x):
-    # result where the parameters are valid; else NaN from inf * 0, which raises the FPU's
-    # invalid flag that NumPy's ufunc loop reports. The factors are selected before the
-    # product, so a valid call multiplies 0 by 1 and raises nothing; and the result is
-    # selected, not added to (+ 0.0 would turn a -0.0 result into +0.0).
-    big = _opaque(lit(x, 0.0) if ok else lit(x, math.inf))
-    one = lit(x, 1.0) if ok else lit(x, 0.0)
-    nan_if_invalid = big * one
-    return result if ok else nan_if_invalid
-
-
-for _fn in (_any_value, _any_pair, _choice_ok, _checked):
+for _fn in (_any_value, _any_pair, _choice_ok):
     inline_jitable(_fn)
 
 
 def ufunc_checks(act: Activation) -> tuple[tuple, Any]:
-    """What the ufuncs test: per parameter (predicate, number of choices, a valid value
-    to run on instead), and the check across two parameters."""
+    """What the ufuncs test: per parameter (predicate, number of choices), and the check
+    across two parameters."""
     if act.kind != "elementwise":  # prelu's weight: any float
-        return ((_any_value, 0, 0.0),), _any_pair
-    substitutes = act.validate(act.name, act.example_params)
-    per_param = tuple(
-        (p.check.valid if p.check is not None else _any_value, len(p.choices), v)
-        for p, v in zip(act.params, substitutes, strict=True)
-    )
+        return ((_any_value, 0),), _any_pair
+    per_param = tuple((p.check.valid if p.check is not None else _any_value, len(p.choices)) for p in act.params)
     return per_param, (act.params_check.valid if act.params_check is not None else _any_pair)
 
 
-def _ufunc_scalar(fn, nparams, token, checks, nin):
-    """The ufunc's scalar function: fn(*inputs, *params) with the parameters checked.
+def _ufunc_scalars(fn, nparams, checks, nin):
+    """The ufunc's scalar functions: ``fast(u, v, a, b)``, of one form whatever the arity,
+    is fn(v, *params) (times u for a backward) for grad_output u (or unused), x or y v,
+    and the parameters a, b (unused ones are 0); ``ok(a, b)``, whether the parameters
+    are valid.
+
     nin: the array inputs before the parameters (1, x; or 2, grad_output and x or y)."""
     per_param, cross = checks
+    (ca, na), (cb, nb) = (per_param + ((_any_value, 0),) * 2)[:2]
+    # The vectorised loop, spelled out per arity for numba to inline fn (see the note
+    # above _map_loops), and a function of its own: numba types a function to a fixed
+    # point, so a body as large as gelu's, inlined into the ufunc loop's nest of loops,
+    # took it 3x as long to compile (measured).
     if nparams == 0:
         if nin == 1:
 
-            def scalar(x):
-                token  # noqa: B018
-                return fn(x)
+            def run(us, vs, dst, a, b):
+                for k in range(dst.shape[0]):
+                    dst[k] = fn(vs[k])
 
         else:
 
-            def scalar(g, x):
-                token  # noqa: B018
-                return g * fn(x)
+            def run(us, vs, dst, a, b):
+                for k in range(dst.shape[0]):
+                    dst[k] = us[k] * fn(vs[k])
 
-        return scalar
-    ca, na, da = per_param[0]
-    if nparams == 1:
+    elif nparams == 1:
         if nin == 1:
 
-            def scalar(x, a):
-                token  # noqa: B018
-                ok = ca(a) & _choice_ok(a, na)
-                return _checked(ok, fn(x, a if ok else lit(a, da)), x)
+            def run(us, vs, dst, a, b):
+                for k in range(dst.shape[0]):
+                    dst[k] = fn(vs[k], a)
 
         else:
 
-            def scalar(g, x, a):
-                token  # noqa: B018
-                ok = ca(a) & _choice_ok(a, na)
-                return _checked(ok, g * fn(x, a if ok else lit(a, da)), x)
+            def run(us, vs, dst, a, b):
+                for k in range(dst.shape[0]):
+                    dst[k] = us[k] * fn(vs[k], a)
 
-        return scalar
-    cb, nb, db = per_param[1]
-    if nin == 1:
+    elif nin == 1:
 
-        def scalar(x, a, b):
-            token  # noqa: B018
-            ok = ca(a) & _choice_ok(a, na) & cb(b) & _choice_ok(b, nb) & cross(a, b)
-            return _checked(ok, fn(x, a if ok else lit(a, da), b if ok else lit(b, db)), x)
+        def run(us, vs, dst, a, b):
+            for k in range(dst.shape[0]):
+                dst[k] = fn(vs[k], a, b)
 
     else:
 
-        def scalar(g, x, a, b):
-            token  # noqa: B018
-            ok = ca(a) & _choice_ok(a, na) & cb(b) & _choice_ok(b, nb) & cross(a, b)
-            return _checked(ok, g * fn(x, a if ok else lit(a, da), b if ok else lit(b, db)), x)
+        def run(us, vs, dst, a, b):
+            for k in range(dst.shape[0]):
+                dst[k] = us[k] * fn(vs[k], a, b)
 
-    return scalar
+    @register_jitable
+    def ok(a, b):
+        return ca(a) & _choice_ok(a, na) & cb(b) & _choice_ok(b, nb) & cross(a, b)
+
+    return register_jitable(run), ok
 
 
-def _make_ufunc(scalar_fn, name: str, nin: int) -> np.ufunc:
-    scalar_fn.__name__ = name  # numpy names the ufunc after it; pickling looks it up
-    scalar_fn.__qualname__ = f"ufunc.{name}"
-    sigs = [f"{t}({', '.join([t] * nin)})" for t in ("float32", "float64")]
-    # what numba.vectorize(sigs, cache=True) does, with the keyed cache files
-    builder = DUFunc(scalar_fn, cache=True)
-    _keyed_cache(builder._dispatcher.cache)
-    for sig in sigs:
-        builder.add(sig)
-    builder.disable_compile()
-    ufunc = builder.build_ufunc().ufunc
+@intrinsic
+def _load(typingctx, ptr, offset, dtype):
+    """The value of type dtype (a NumPy scalar type or dtype) at byte offset from ptr: a
+    ufunc loop's strided access."""
+    if isinstance(dtype, nbtypes.NumberClass):
+        element = dtype.instance_type
+    elif isinstance(dtype, nbtypes.DType):
+        element = dtype.dtype
+    else:
+        return None
+
+    def codegen(context, builder, signature, args):
+        at = builder.gep(builder.bitcast(args[0], ir.IntType(8).as_pointer()), [args[1]])
+        return builder.load(builder.bitcast(at, context.get_value_type(element).as_pointer()))
+
+    return element(nbtypes.voidptr, nbtypes.intp, dtype), codegen
+
+
+@intrinsic
+def _store(typingctx, ptr, offset, value):
+    """Store value at byte offset from ptr."""
+
+    def codegen(context, builder, signature, args):
+        at = builder.gep(builder.bitcast(args[0], ir.IntType(8).as_pointer()), [args[1]])
+        builder.store(args[2], builder.bitcast(at, context.get_value_type(value).as_pointer()))
+        return context.get_dummy_value()
+
+    return nbtypes.none(nbtypes.voidptr, nbtypes.intp, value), codegen
+
+
+@intrinsic
+def _address(typingctx, ptr):
+    def codegen(context, builder, signature, args):
+        return builder.ptrtoint(args[0], context.get_value_type(nbtypes.uintp))
+
+    return nbtypes.uintp(nbtypes.voidptr), codegen
+
+
+_UFUNC_BLOCK = 4096  # elements gathered at a time: 16 or 32 KiB per buffer
+
+
+@register_jitable
+def _operand_block(ptr, step, start, m, size, buffer, in_place):
+    """Elements start to start + m of a ufunc operand, as a contiguous array: a view where
+    the operand is contiguous and not the output itself; else gathered into buffer (from
+    any step, 0 and negative included, and before the output is written over)."""
+    if step == size:
+        block = carray(ptr, start + m, buffer.dtype)[start:]
+        if not in_place:
+            return block
+        for i in range(m):
+            buffer[i] = block[i]
+        return buffer[:m]
+    for i in range(m):
+        buffer[i] = _load(ptr, (start + i) * step, buffer.dtype)
+    return buffer[:m]
+
+
+# NumPy calls a ufunc's inner loop as loop(args, dimensions, steps, data): a pointer and a
+# byte step per operand (the inputs, then the output), and the element count.
+_LOOP_SIGNATURE = sigutils.normalize_signature(nbtypes.void(
+    nbtypes.CPointer(nbtypes.voidptr), nbtypes.CPointer(nbtypes.intp), nbtypes.CPointer(nbtypes.intp),
+    nbtypes.voidptr,
+))
+
+
+@register_jitable
+def _same(p, q):
+    # the same parameter value: -0.0 and 0.0 differ (a slope's sign reaches the result);
+    # NaN is never the same, so that it is tested where it occurs
+    return (p == q) & (math.copysign(1.0, p) == math.copysign(1.0, q))
+
+
+def _ufunc_loop(scalars, nin, nparams, dtype, token):
+    """A ufunc inner loop over the operands (u, when nin == 2), v, the parameters, out.
+
+    The elements are taken in runs of equal parameters: the whole loop where the
+    parameters are scalars broadcast (step 0, as NumPy passes a Python float), else runs
+    as long as the values repeat. A run's parameters are checked once; the run is
+    fa.NAME's vectorised loop, over blocks: read in place where contiguous, else
+    (strided, or the output itself) gathered into a buffer first, which also lets
+    LLVM's alias test pass in place; written in place where contiguous, else scattered
+    from a buffer. A run with invalid parameters gives NaN, raising the invalid flag.
+
+    numba's own ufunc loop vectorises only where every input has unit step, which a
+    parameter never has; and it takes that path without testing the output's step, so
+    that a strided or reversed out= was written contiguously: wrong values, or memory
+    past the array. One call site of the scalar math, because each site costs its
+    compile time again."""
+    run, ok = scalars
+    size = np.dtype(dtype).itemsize
+    io = nin + nparams  # the output's operand number
+    ia = nin if nparams >= 1 else io  # an absent parameter names the output, and is not read
+    ib = nin + 1 if nparams == 2 else io
+
+    def loop(args, dims, steps, data):
+        token  # noqa: B018
+        n = dims[0]
+        pu, pv, pa, pb, po = args[0], args[nin - 1], args[ia], args[ib], args[io]
+        su, sv, so = steps[0], steps[nin - 1], steps[io]
+        sa = steps[ia] if nparams >= 1 else 0
+        sb = steps[ib] if nparams == 2 else 0
+        bu = np.empty(_UFUNC_BLOCK if nin == 2 else 0, dtype)
+        bv = np.empty(_UFUNC_BLOCK, dtype)
+        bo = np.empty(_UFUNC_BLOCK, dtype)
+        u_is_out = _address(pu) == _address(po)
+        v_is_out = _address(pv) == _address(po)
+        # nothing to gather or scatter: one run is one call of the vectorised loop
+        direct = (sv == size) & ~v_is_out & (so == size) & ((nin == 1) | ((su == size) & ~u_is_out))
+        i = 0
+        while i < n:
+            a = _load(pa, i * sa, dtype) if nparams >= 1 else dtype(0.0)
+            b = _load(pb, i * sb, dtype) if nparams == 2 else dtype(0.0)
+            j = i + 1 if (sa != 0) | (sb != 0) else n
+            while j < n and _same(_load(pa, j * sa, dtype), a) and _same(_load(pb, j * sb, dtype), b):
+                j += 1
+            if not ok(a, b):
+                # NaN from inf * 0, which raises the invalid flag that NumPy's ufunc
+                # machinery reports, as for its own domain errors (np.log(-1.0))
+                invalid = _opaque(dtype(math.inf)) * dtype(0.0)
+                for k in range(i, j):
+                    _store(po, k * so, invalid)
+                i = j
+                continue
+            for start in range(i, j, max(j - i, 1) if direct else _UFUNC_BLOCK):
+                m = min(j - start, j - i if direct else _UFUNC_BLOCK)
+                vs = _operand_block(pv, sv, start, m, size, bv, v_is_out)
+                us = _operand_block(pu, su, start, m, size, bu, u_is_out) if nin == 2 else vs
+                dst = carray(po, start + m, dtype)[start:] if so == size else bo[:m]
+                run(us, vs, dst, a, b)
+                if so != size:
+                    for k in range(m):
+                        _store(po, (start + k) * so, dst[k])
+            i = j
+
+    return loop
+
+
+class _BuiltUFunc(NamedTuple):
+    run: Any  # the vectorised loop over blocks, a Python function numba compiles
+    loops: tuple  # the float32 and float64 inner loops, numba cfuncs
+
+
+# what each ufunc was built from, by name: for the tests of its machine code and its cache
+UFUNC_LOOPS: dict[str, _BuiltUFunc] = {}
+
+
+def _make_ufunc(scalar_fn, name: str, nin: int, nparams: int, checks) -> np.ufunc:
+    """The ufunc name(*arrays, *params), with a float32 and a float64 loop, each a numba
+    cfunc cached on disk (the loop and the scalar math inlined into it)."""
+    scalars = _ufunc_scalars(scalar_fn, nparams, checks, nin)
+    loops = []
+    for dtype in (np.float32, np.float64):
+        loop = _ufunc_loop(scalars, nin, nparams, dtype, SOURCE_TOKEN)
+        loop.__qualname__ = f"ufunc.{name}.{np.dtype(dtype).name}"
+        compiled = CFunc(loop, _LOOP_SIGNATURE, locals={}, options=dict(nogil=True, error_model="numpy"))
+        compiled.enable_caching()
+        _keyed_cache(compiled._cache)
+        compiled.compile()
+        loops.append(compiled)
+    UFUNC_LOOPS[name] = _BuiltUFunc(scalars[0], tuple(loops))
+    keepalive = list(loops)
+    nargs = nin + nparams
+    types_ = [[np.dtype(t).num] * (nargs + 1) for t in (np.float32, np.float64)]
+    ufunc = _numba_ufunc_internal.fromfunc(
+        name, None, [c.address for c in loops], types_, nargs, 1, [None, None], keepalive,
+        _numba_ufunc_internal.PyUFunc_None,
+    )
     _restore_numpy_output_flags(ufunc)
     # pickle finds a ufunc by __module__ and __name__; without a module it scans every
     # loaded module (slow, and it wakes lazy modules and their deprecation warnings)
@@ -794,8 +942,7 @@ class Kernels:
 
     def _ufunc(self, scalar_fn, suffix: str, nin: int) -> np.ufunc:
         n = self._nparams
-        fn = _ufunc_scalar(scalar_fn, n, SOURCE_TOKEN, ufunc_checks(self.act), nin)
-        return _make_ufunc(fn, self.act.name + suffix, nin + n)
+        return _make_ufunc(scalar_fn, self.act.name + suffix, nin, n, ufunc_checks(self.act))
 
     @cached_property
     def ufunc(self) -> np.ufunc:
