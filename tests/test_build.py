@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import re
@@ -178,3 +179,67 @@ def test_math_without_fma_instructions(tmp_path):
     # erfc's bound in tests/test_math.py is 4 ulp; its polynomials as multiplies and adds
     # measured 4.04 here (before and after exp(-a^2) took one exp where there is FMA)
     assert got["erfc_ulp"] <= 4.5
+
+
+SCALING = textwrap.dedent("""
+    import hashlib, json, numpy as np
+    from numba import njit
+    from fastact import _math
+    @njit
+    def exp_all(x, out):
+        for i in range(x.shape[0]):
+            out[i] = _math.exp(x[i])
+    result = {}
+    for dtype, lo, hi in ((np.float32, -104.0, 89.0), (np.float64, -746.0, 710.0)):
+        x = np.concatenate([np.linspace(lo, hi, 200001), [-np.inf, np.inf, np.nan]]).astype(dtype)
+        out = np.empty_like(x)
+        exp_all(x, out)
+        asm = exp_all.inspect_asm(exp_all.signatures[-1])
+        ref = np.exp(x[:-3].astype(np.longdouble))
+        rounded = ref.astype(dtype)  # inf where exp overflows the dtype
+        finite = np.isfinite(rounded)
+        tiny = np.finfo(dtype).smallest_subnormal
+        ulp = (np.abs(out[:-3][finite] - ref[finite])
+               / np.maximum(np.spacing(rounded[finite]), tiny).astype(np.longdouble))
+        result[np.dtype(dtype).name] = {
+            "vscalef": "vscalef" in asm, "libm_ldexp": "ldexp" in asm, "max_ulp": float(ulp.max()),
+            "overflow_is_inf": bool(np.isposinf(out[:-3][~finite]).all()),
+            "sha256": hashlib.sha256(out.tobytes()).hexdigest(),
+            "specials": [float(v) for v in out[-3:]]}
+    print(json.dumps(result))
+""")
+
+
+def _host_has_avx512f() -> bool:
+    from numba.core.codegen import JITCPUCodegen
+
+    return "+avx512f" in JITCPUCodegen("probe")._get_host_cpu_features().split(",")
+
+
+def _exp_on(cpu: str, tmp_path) -> dict:
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / cpu), NUMBA_CPU_NAME=cpu)
+    if cpu == "haswell":  # numba would otherwise take the host's features, AVX-512 included
+        env["NUMBA_CPU_FEATURES"] = "+sse2,+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt,+avx,+avx2,+fma,+f16c,+bmi,+bmi2"
+    else:
+        env.pop("NUMBA_CPU_FEATURES", None)
+    out = subprocess.run([sys.executable, "-c", SCALING], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="names x86-64 CPUs")
+def test_exp_scaling_by_target(tmp_path):
+    """2^k is one vscalef where the target has AVX-512, and the integer two-factor form on
+    AVX2 (where llvm.ldexp would be a libm call per element): bit-identical results either
+    way, subnormal and overflowing ones included, within exp's bound (1.05 ulp measured
+    here against a long double reference, on a grid that runs into both thresholds)."""
+    runs = {"haswell": _exp_on("haswell", tmp_path)}
+    if _host_has_avx512f():
+        runs["skylake-avx512"] = _exp_on("skylake-avx512", tmp_path)
+    for cpu, got in runs.items():
+        for dtype, r in got.items():
+            assert r["vscalef"] == (cpu != "haswell"), (cpu, dtype, r)
+            assert not r["libm_ldexp"], (cpu, dtype, r)
+            assert r["max_ulp"] <= 1.05 and r["overflow_is_inf"], (cpu, dtype, r)
+            assert r["specials"][:2] == [0.0, math.inf] and math.isnan(r["specials"][2]), (cpu, dtype, r)
+    hashes = {cpu: {d: r["sha256"] for d, r in got.items()} for cpu, got in runs.items()}
+    assert len({tuple(sorted(h.items())) for h in hashes.values()}) == 1, hashes
