@@ -301,10 +301,10 @@ def ufunc_checks(act: Activation) -> tuple[tuple, Any]:
 
 
 def _ufunc_scalars(fn, nparams, checks, nin):
-    """The ufunc's scalar functions: ``fast(u, v, a, b)``, of one form whatever the arity,
-    is fn(v, *params) (times u for a backward) for grad_output u (or unused), x or y v,
-    and the parameters a, b (unused ones are 0); ``ok(a, b)``, whether the parameters
-    are valid.
+    """What a ufunc loop calls: ``run(us, vs, dst, a, b)``, of one form whatever the arity,
+    sets dst = fn(vs, *params) (times us for a backward) over blocks of grad_output us
+    (or unused), x or y vs, with parameters a, b (unused ones are 0); and ``ok(a, b)``,
+    whether the parameters are valid.
 
     nin: the array inputs before the parameters (1, x; or 2, grad_output and x or y)."""
     per_param, cross = checks
