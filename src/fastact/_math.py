@@ -526,16 +526,25 @@ def _exp_neg_square64_split(a, scale):
     return _exp64(-(scale * (hi * hi))) * _exp64(-(scale * ((a - hi) * (a + hi))))
 
 
-@overload(exp_neg_square, inline="always")
-def _exp_neg_square(a, scale):
-    from numba.core.registry import cpu_target
+def _by_width_and_fma(fma32, split32, fma64, split64):
+    """An overload's typing function for f(a, scale): the variant for a's width and for
+    whether the target CPU has FMA."""
 
-    if not isinstance(a, types.Float):
-        return None
-    fused = _fma_in_target(cpu_target.target_context)
-    if a.bitwidth == 32:
-        return _exp_neg_square32_fma if fused else _exp_neg_square32_split
-    return _exp_neg_square64_fma if fused else _exp_neg_square64_split
+    def typer(a, scale):
+        from numba.core.registry import cpu_target
+
+        if not isinstance(a, types.Float):
+            return None
+        fused = _fma_in_target(cpu_target.target_context)
+        if a.bitwidth == 32:
+            return fma32 if fused else split32
+        return fma64 if fused else split64
+
+    return typer
+
+
+overload(exp_neg_square, inline="always")(_by_width_and_fma(
+    _exp_neg_square32_fma, _exp_neg_square32_split, _exp_neg_square64_fma, _exp_neg_square64_split))
 
 
 def exp_neg_square_split(a, scale):
@@ -572,16 +581,9 @@ def _exp_neg_square_split64_split(a, scale):
     return m1 * m2, k1 + k2
 
 
-@overload(exp_neg_square_split, inline="always")
-def _exp_neg_square_split(a, scale):
-    from numba.core.registry import cpu_target
-
-    if not isinstance(a, types.Float):
-        return None
-    fused = _fma_in_target(cpu_target.target_context)
-    if a.bitwidth == 32:
-        return _exp_neg_square_split32_fma if fused else _exp_neg_square_split32_split
-    return _exp_neg_square_split64_fma if fused else _exp_neg_square_split64_split
+overload(exp_neg_square_split, inline="always")(_by_width_and_fma(
+    _exp_neg_square_split32_fma, _exp_neg_square_split32_split,
+    _exp_neg_square_split64_fma, _exp_neg_square_split64_split))
 
 
 @inline_jitable
