@@ -275,6 +275,40 @@ def test_in_place_and_overlap(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 5, 63, 64, 65, 127, 128, 129, 1000])
+@pytest.mark.parametrize("name", NAMES)
+def test_row_lengths(name, n, dtype):
+    """Rows that end in a partial vector block (their last n % 64 elements take a padded
+    buffer) and rows that do not, several per pass or one; into out=, in place and
+    along a strided view: right against the reference, with the maximum anywhere."""
+    rows = max(3, 4096 // n)
+    x = (RNG.standard_normal((rows, n)) * 6).astype(dtype)
+    x[0, -1] += 40  # the row's maximum in its tail, and in its body in the next row
+    x[1, 0] += 40
+    g = RNG.standard_normal(x.shape).astype(dtype)
+    out = np.full_like(x, np.nan)
+    y = forward(name)(x, out=out)
+    assert y is out
+    assert_forward(name, y, x)
+    buf = x.copy()
+    np.testing.assert_array_equal(forward(name)(buf, out=buf), y)
+    gx = backward(name)(g, y=y)
+    assert_backward(name, gx, g, y)
+    for which in ("g", "y"):
+        gb, yb = g.copy(), y.copy()
+        target = gb if which == "g" else yb
+        np.testing.assert_array_equal(backward(name)(gb, y=yb, out=target), gx)
+    wide = np.zeros((rows, 2 * n), dtype)
+    wide[:, ::2] = x
+    np.testing.assert_array_equal(forward(name)(wide[:, ::2]), y)
+    gw = np.zeros_like(wide)
+    gw[:, ::2] = g
+    yw = np.zeros_like(wide)
+    yw[:, ::2] = y
+    assert_backward(name, backward(name)(gw[:, ::2], y=yw[:, ::2]), g, y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", NAMES)
 def test_out_and_casting(name, dtype):
     x = RNG.standard_normal((3, 7)).astype(dtype)

@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 from . import _lazy, _threading
-from ._kernels import Kernels, channel_totals_columns, channel_totals_rows
+from ._kernels import _COLUMN_BLOCK, _TAIL, Kernels, channel_totals_columns, channel_totals_rows
 from ._registry import Activation
 
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
@@ -865,8 +865,6 @@ class _RowPlan:
             self.extra = max(1, -(-outer // _ROW_TASKS))  # rows per task
         else:
             self.form, self.shape = "columns", (outer, n, inner)
-            from ._kernels import _COLUMN_BLOCK
-
             self.tasks = outer * -(-inner // _COLUMN_BLOCK)
             self.extra = _COLUMN_BLOCK
 
@@ -878,12 +876,19 @@ class _RowPlan:
         """(a view of a in the plan's form, True), or (a contiguous copy, False)."""
         b = a.T if self.transposed else a
         try:
-            return b.reshape(self.shape, copy=False), True
+            v = b.reshape(self.shape, copy=False)
         except ValueError:
             return np.ascontiguousarray(b).reshape(self.shape), False
+        if self.form == "rows" and v.shape[1] > 1 and v.strides[1] != v.itemsize:
+            # rows along memory: the kernels' loops over a row then vectorise, its sums included
+            return np.ascontiguousarray(v), False
+        return v, True
 
     def run(self, kernels: Kernels, direction: str, *arrays: np.ndarray) -> None:
-        name = direction if self.form == "rows" else f"{direction}_columns"
+        if self.form == "columns":
+            name = f"{direction}_columns"
+        else:
+            name = direction if self.shape[1] % _TAIL == 0 else f"{direction}_tails"
         serial, parallel = kernels.rowwise[name]
         if self.size >= parallel_min_size(arrays[-1].dtype, direction) and self.tasks >= 2:
             _launch(parallel, *arrays, self.extra)
@@ -905,7 +910,8 @@ def _run_rowwise(
     direct = fresh_out or not overlaps_partly(out, *inputs)
     target = out if direct else np.empty_like(out)
     t2, t2_is_view = plan.view(target)
-    plan.run(kernels, direction, *views, t2)
+    # an input that is the output itself is passed as None (the kernels then read out)
+    plan.run(kernels, direction, *(None if _same_view(v, t2) else v for v in views), t2)
     if not t2_is_view:  # the kernel wrote to a copy
         target[...] = t2.T.reshape(target.shape) if plan.transposed else t2.reshape(target.shape)
     if target is not out:
@@ -958,10 +964,11 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
 
     def forward(x, *, axis=-1, out=None):
         if type(x) is ndarray and (n := _lean_rows(x, axis)) and (result := _small_out(out, x)) is not None:
-            if "forward" not in serial:
-                serial["forward"] = kernels.rowwise["forward"][0]
+            kernel = "forward" if n % _TAIL == 0 else "forward_tails"
+            if kernel not in serial:
+                serial[kernel] = kernels.rowwise[kernel][0]
             # one task of all rows: the serial kernel runs its tasks in order anyway
-            serial["forward"](x.reshape(-1, n), result.reshape(-1, n), max(1, x.size // n))
+            serial[kernel](None if result is x else x.reshape(-1, n), result.reshape(-1, n), max(1, x.size // n))
             return result
         if _lazy.kind(x):
             return _lazy.rowwise_forward(forward, x, axis, _lazy_dtype(fname, out, ("x", x)))
@@ -980,9 +987,11 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
                 and grad_output.flags.c_contiguous and (n := _lean_rows(y, axis))
                 and (result := (_small_out(out, grad_output, y) if out is grad_output
                                 else _small_out(out, y, grad_output))) is not None):
-            if "backward" not in serial:
-                serial["backward"] = kernels.rowwise["backward"][0]
-            serial["backward"](grad_output.reshape(-1, n), y.reshape(-1, n), result.reshape(-1, n), max(1, y.size // n))
+            kernel = "backward" if n % _TAIL == 0 else "backward_tails"
+            if kernel not in serial:
+                serial[kernel] = kernels.rowwise[kernel][0]
+            serial[kernel](None if result is grad_output else grad_output.reshape(-1, n),
+                               None if result is y else y.reshape(-1, n), result.reshape(-1, n), max(1, y.size // n))
             return result
         if (x is None) == (y is None):
             raise TypeError(f"{bname}: give exactly one of x (the forward's input) and y= (its output)")
