@@ -1,0 +1,77 @@
+"""softmax and log_softmax against PyTorch's operators, like for like, at the speed issue's
+shapes: (1000, 1000), (4096, 1024), (64, 65536) and (65536, 64), along the last axis and
+along axis 0 (the rows across memory), float32 and float64, forward and backward from y.
+
+    python bench/softmax.py [--threads 2] [--budget 0.3] [--shapes 1000x1000,65536x64]
+
+Both sides write into an output that exists: fastact ``out=``, PyTorch's aten
+``_softmax.out`` / ``_log_softmax.out`` and ``_softmax_backward_data.out`` /
+``_log_softmax_backward_data.out``. They are timed as ``python -m fastact bench`` times
+its contenders (phases in rotated order, medians of all calls); the table gives PyTorch's
+median time over fastact's (above 1: fastact faster) and fastact's ns per element, in one process.
+Needs PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+import numba
+import numpy as np
+
+import fastact as fa
+from fastact._bench import time_calls
+
+SHAPES = ((1000, 1000), (4096, 1024), (64, 65536), (65536, 64))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=numba.config.NUMBA_NUM_THREADS)
+    parser.add_argument("--budget", type=float, default=0.3, help="seconds per case and pass")
+    parser.add_argument("--shapes", default=",".join(f"{a}x{b}" for a, b in SHAPES))
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    numba.set_num_threads(args.threads)
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    print(f"{platform.processor() or platform.machine()}, {args.threads} threads, "
+          f"numba {numba.__version__}, torch {torch.__version__}: torch time / fastact time (ns per element fastact)")
+    print("| function | dtype | shape | axis | forward | backward from y |")
+    print("|---|---|---|---:|---:|---:|")
+    rng = np.random.default_rng(0)
+    for name in ("softmax", "log_softmax"):
+        for dtype in (np.float32, np.float64):
+            for shape in shapes:
+                x = (rng.standard_normal(shape) * 3).astype(dtype)
+                g = rng.standard_normal(shape).astype(dtype)
+                for axis in (-1, 0):
+                    print(row(name, x, g, axis, args.budget, torch), flush=True)
+
+
+def row(name: str, x: np.ndarray, g: np.ndarray, axis: int, budget: float, torch) -> str:
+    aten = torch.ops.aten
+    fwd, bwd = getattr(fa, name), getattr(fa, f"{name}_backward")
+    y, o = fwd(x, axis=axis), np.empty_like(x)
+    tx, tg, ty, to = (torch.from_numpy(a) for a in (x, g, y, o))
+    dim = axis % x.ndim
+    if name == "softmax":
+        theirs_fwd = lambda: aten._softmax.out(tx, dim, False, out=to)  # noqa: E731
+        theirs_bwd = lambda: aten._softmax_backward_data.out(tg, ty, dim, ty.dtype, grad_input=to)  # noqa: E731
+    else:
+        theirs_fwd = lambda: aten._log_softmax.out(tx, dim, False, out=to)  # noqa: E731
+        theirs_bwd = lambda: aten._log_softmax_backward_data.out(tg, ty, dim, ty.dtype, out=to)  # noqa: E731
+    # in phases of many calls, as python -m fastact bench times them: PyTorch's OpenMP
+    # threads spin after a call and slow numba's beside them (shared/FACTS.md)
+    t = time_calls({"ours": lambda: fwd(x, axis=axis, out=o), "theirs": theirs_fwd}, None, budget)
+    ours, theirs = t["ours"], t["theirs"]
+    t = time_calls({"ours": lambda: bwd(g, y=y, axis=axis, out=o), "theirs": theirs_bwd}, None, budget)
+    ours_b, theirs_b = t["ours"], t["theirs"]
+    per = 1e9 / x.size
+    return (f"| {name} | {x.dtype.name} | {x.shape[0]} x {x.shape[1]} | {axis} "
+            f"| {theirs / ours:.2f}x ({ours * per:.3f}) | {theirs_b / ours_b:.2f}x ({ours_b * per:.3f}) |")
+
+if __name__ == "__main__":
+    main()
