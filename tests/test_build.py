@@ -138,6 +138,26 @@ def test_concurrent_cache_saves_never_pair_a_signature_with_another_ones_code(tm
     assert type(fa.ufuncs.relu) is np.ufunc
 
 
+def test_kernels_compiled_in_different_processes_keep_their_own_code(tmp_path):
+    """sigmoid's and tanh's ufuncs, each first compiled in a process of its own, then
+    loaded from the cache into one: each computes its own function. numba names a
+    separately compiled helper by its qualified name and a per-process counter, and the
+    loader keeps one of two same-named definitions; before the helpers' names were made
+    unique, tanh's ufunc ran sigmoid's loop here."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    first = "import numpy as np, fastact as fa; fa.ufuncs.{}(np.linspace(-3, 3, 50))"
+    for name in ("sigmoid", "tanh"):
+        subprocess.run([sys.executable, "-c", first.format(name)], env=env, check=True, timeout=600)
+    both = textwrap.dedent("""
+        import numpy as np, fastact as fa
+        x = np.linspace(-3, 3, 50)
+        got = [fa.ufuncs.sigmoid(x), fa.ufuncs.tanh(x)]
+        print([bool(np.array_equal(g, w)) for g, w in zip(got, [fa.sigmoid(x), fa.tanh(x)])])
+    """)
+    out = subprocess.run([sys.executable, "-c", both], env=env, capture_output=True, text=True, check=True, timeout=600)
+    assert out.stdout.split() == ["[True,", "True]"]
+
+
 NO_FMA = textwrap.dedent("""
     import json, math, numpy as np
     from numba import njit

@@ -49,7 +49,7 @@ from numba.core.ccallback import CFunc
 from numba.extending import intrinsic, register_jitable
 from numba.np.ufunc import _internal as _numba_ufunc_internal
 
-from ._math import exp
+from ._math import exp, unique_symbols
 from ._registry import Activation, inline_jitable
 
 _SCALAR_MATH_FILES = ("activations.py", "_math.py")
@@ -300,13 +300,14 @@ def ufunc_checks(act: Activation) -> tuple[tuple, Any]:
     return per_param, (act.params_check.valid if act.params_check is not None else _any_pair)
 
 
-def _ufunc_scalars(fn, nparams, checks, nin):
+def _ufunc_scalars(fn, nparams, checks, nin, name):
     """What a ufunc loop calls: ``run(us, vs, dst, a, b)``, of one form whatever the arity,
     sets dst = fn(vs, *params) (times us for a backward) over blocks of grad_output us
     (or unused), x or y vs, with parameters a, b (unused ones are 0); and ``ok(a, b)``,
     whether the parameters are valid.
 
-    nin: the array inputs before the parameters (1, x; or 2, grad_output and x or y)."""
+    nin: the array inputs before the parameters (1, x; or 2, grad_output and x or y).
+    name: the ufunc's, which goes into run's and ok's qualified names (see unique_symbols)."""
     per_param, cross = checks
     (ca, na), (cb, nb) = (per_param + ((_any_value, 0),) * 2)[:2]
     # The vectorised loop, spelled out per arity for numba to inline fn (see the note
@@ -351,11 +352,10 @@ def _ufunc_scalars(fn, nparams, checks, nin):
             for k in range(dst.shape[0]):
                 dst[k] = us[k] * fn(vs[k], a, b)
 
-    @register_jitable
     def ok(a, b):
         return ca(a) & _choice_ok(a, na) & cb(b) & _choice_ok(b, nb) & cross(a, b)
 
-    return register_jitable(run), ok
+    return register_jitable(unique_symbols(run, f"ufunc.{name}")), register_jitable(unique_symbols(ok, f"ufunc.{name}"))
 
 
 @intrinsic
@@ -508,7 +508,7 @@ UFUNC_LOOPS: dict[str, _BuiltUFunc] = {}
 def _make_ufunc(scalar_fn, name: str, nin: int, nparams: int, checks) -> np.ufunc:
     """The ufunc name(*arrays, *params), with a float32 and a float64 loop, each a numba
     cfunc cached on disk (the loop and the scalar math inlined into it)."""
-    scalars = _ufunc_scalars(scalar_fn, nparams, checks, nin)
+    scalars = _ufunc_scalars(scalar_fn, nparams, checks, nin, name)
     loops = []
     for dtype in (np.float32, np.float64):
         loop = _ufunc_loop(scalars, nin, nparams, dtype, SOURCE_TOKEN)

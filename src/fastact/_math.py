@@ -39,6 +39,7 @@ thresholds (tests/test_math.py asserts these bounds):
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 
@@ -122,6 +123,22 @@ def fma(typingctx, a, b, c):
     return a(a, b, c), codegen
 
 
+def unique_symbols(fn, tag: str):
+    """fn, its qualified name made unique by tag, for a function that numba compiles on
+    its own (not inlined at its IR level) and that a factory makes more than once with
+    different bodies or constants.
+
+    numba names a compiled function after its qualified name and a counter of the
+    process that compiled it, and marks it linkonce_odr: of two definitions with one
+    name, the loader keeps one, taken to be the same code. Two kernels cached by
+    different processes can carry such a name for two different bodies; loaded into one
+    process, one kernel then calls the other's (measured: fa.ufuncs.tanh returned
+    sigmoid's values after fa.ufuncs.sigmoid and fa.ufuncs.tanh were each first compiled
+    in a process of its own; tests/test_build.py)."""
+    fn.__qualname__ = f"{fn.__qualname__}[{tag}]"
+    return fn
+
+
 def _polynomial(coefficients: tuple) -> object:
     """p(x) = c[0] x^(n-1) + ... + c[n-1] by Horner's scheme, written out term by term
     (coefficients highest degree first, as np.float32 or float). Generated rather than a
@@ -159,7 +176,8 @@ def _polynomial_estrin(coefficients: tuple, horner_tail: int = 0) -> object:
         expr = f"fma({expr}, x, c{k})"
     namespace: dict = {}
     exec(f"def polynomial(x):\n{''.join(lines)}    return {expr}\n", names, namespace)
-    return register_jitable(namespace["polynomial"])
+    tag = hashlib.sha256(repr((coefficients, horner_tail)).encode()).hexdigest()[:16]
+    return register_jitable(unique_symbols(namespace["polynomial"], tag))
 
 
 # --- float32 ---------------------------------------------------------------------------------
