@@ -44,6 +44,13 @@ PARALLEL_MIN_SIZES: dict[tuple[np.dtype, str], int] = {
     (F32, "backward"): 1 << 16,
     (F64, "forward"): 1 << 14,
     (F64, "backward"): 1 << 13,
+    # softmax and log_softmax (rows of 1,024; the kernels timed directly, serial against
+    # parallel with 16 tasks, 2026-12-01, Zen 5, 2 threads): their backward is a light
+    # pass per row, and a parallel launch pays later than for the element-wise kernels
+    (F32, "rows forward"): 1 << 15,
+    (F64, "rows forward"): 1 << 15,
+    (F32, "rows backward"): 1 << 16,
+    (F64, "rows backward"): 1 << 17,
 }
 # at and above this, every kernel runs in parallel (tests use it to reach that path)
 PARALLEL_MIN_SIZE = max(PARALLEL_MIN_SIZES.values())
@@ -890,7 +897,7 @@ class _RowPlan:
         else:
             name = direction if self.shape[1] % _TAIL == 0 else f"{direction}_tails"
         serial, parallel = kernels.rowwise[name]
-        if self.size >= parallel_min_size(arrays[-1].dtype, direction) and self.tasks >= 2:
+        if self.size >= parallel_min_size(arrays[-1].dtype, f"rows {direction}") and self.tasks >= 2:
             _launch(parallel, *arrays, self.extra)
         else:
             serial(*arrays, self.extra)
@@ -946,12 +953,12 @@ def _rowwise_result(
 _AXIS = inspect.Parameter("axis", inspect.Parameter.KEYWORD_ONLY, default=-1, annotation=int)
 
 
-def _lean_rows(a: np.ndarray, axis: Any) -> int:
+def _lean_rows(a: np.ndarray, axis: Any, direction: str) -> int:
     """The row length, when a (an ndarray) can take the lean small path of the row-wise
     functions: float32/float64, C-contiguous, non-empty rows along the last axis, below
     the parallel crossover. Else 0, and the general path checks and plans the call."""
     dt = a.dtype
-    if type(axis) is int and (dt is F32 or dt is F64) and a.ndim and a.size < PARALLEL_MIN_SIZES[dt, "forward"] \
+    if type(axis) is int and (dt is F32 or dt is F64) and a.ndim and a.size < PARALLEL_MIN_SIZES[dt, direction] \
             and (axis == -1 or axis == a.ndim - 1) and a.flags.c_contiguous:
         return a.shape[-1]
     return 0
@@ -963,7 +970,8 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
     serial: dict[str, Callable[..., None]] = {}  # the serial rows kernels, once loaded
 
     def forward(x, *, axis=-1, out=None):
-        if type(x) is ndarray and (n := _lean_rows(x, axis)) and (result := _small_out(out, x)) is not None:
+        if (type(x) is ndarray and (n := _lean_rows(x, axis, "rows forward"))
+                and (result := _small_out(out, x)) is not None):
             kernel = "forward" if n % _TAIL == 0 else "forward_tails"
             if kernel not in serial:
                 serial[kernel] = kernels.rowwise[kernel][0]
@@ -984,7 +992,7 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
     def backward(grad_output, x=None, *, axis=-1, y=None, out=None):
         if (x is None and type(y) is ndarray and type(grad_output) is ndarray
                 and grad_output.dtype is y.dtype and grad_output.shape == y.shape
-                and grad_output.flags.c_contiguous and (n := _lean_rows(y, axis))
+                and grad_output.flags.c_contiguous and (n := _lean_rows(y, axis, "rows backward"))
                 and (result := (_small_out(out, grad_output, y) if out is grad_output
                                 else _small_out(out, y, grad_output))) is not None):
             kernel = "backward" if n % _TAIL == 0 else "backward_tails"

@@ -910,7 +910,9 @@ def _rowwise_loops(element, row_constant, term, grad, token, tails=False):
                     s = _exps_and_sum(xr[:body], e[i], maxima[i], body)
                     if count:
                         s += _exps_and_sum(xt[i], et[i], maxima[i], count)
-                    constants[i] = row_constant(s)
+                    constants[i] = s
+                for i in range(nb):  # a loop of its own, vectorised across the rows (log_softmax's log)
+                    constants[i] = row_constant(constants[i])
                 for i in range(nb):
                     outr = out[b + i]
                     xb = outr[:body] if x is None else x[b + i, :body]
