@@ -332,6 +332,15 @@ def _elementwise(act: Activation) -> tuple[type[torch.autograd.Function], Callab
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         return function.apply(input, None if from_y else input.clone(), True, from_y, checked)
 
+    P = inspect.Parameter
+    choices = {p.name: p.choices for p in act.params if p.choices}
+    functional.__signature__ = inspect.Signature(
+        [P("input", P.POSITIONAL_OR_KEYWORD, annotation="torch.Tensor")]
+        + [P(n, P.POSITIONAL_OR_KEYWORD, annotation="str" if n in choices else "float",
+             **({} if defaults[n] is None else {"default": defaults[n]})) for n in names]
+        + ([P("inplace", P.KEYWORD_ONLY, default=False, annotation="bool")] if has_inplace else []),
+        return_annotation="torch.Tensor",
+    )
     return function, functional
 
 
