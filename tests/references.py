@@ -356,7 +356,9 @@ REFERENCES: dict[str, Reference] = {
         df=lambda x: _sigmoid(-x),
         mp=lambda x: -mpmath.log1p(mpmath.exp(-x)),
         max_ulp={"float32": 2, "float64": 2},
-        grad_max_ulp={"float32": 3, "float64": 3},
+        # g * sigmoid(-x): sigmoid's 2 ulp count double where |g| < 1 takes the product a
+        # binade down; measured 4 (float32, x = 14.447289, g = 0.853342)
+        grad_max_ulp={"float32": 4, "float64": 3},
     ),
     "hardtanh": Reference(
         f=lambda x, lo=-1.0, hi=1.0: _where(x < lo, lo, _where(x > hi, hi, x)),

@@ -46,6 +46,10 @@ def _default(value: Any) -> str:
 ARRAY_OR_SCALAR = "numpy.ndarray | numpy.floating"
 
 
+def _choices_or(param: Any, annotation: str) -> str:
+    return f"Literal[{', '.join(map(repr, param.choices))}]" if param.choices else annotation
+
+
 def _function(fn: Any, choices: dict[str, tuple]) -> list[str]:
     """Stub lines for fn from its signature; a parameter with choices is typed by them.
     A function that returns an array, or a NumPy scalar for scalar input, gets two
@@ -110,5 +114,14 @@ def torch_stub() -> str:
         lines += _function(getattr(ft, name), choices)
     for name in ACTIVATIONS:
         cls = ft._class_name(name)
-        lines += [f"class {cls}(torch.nn.{cls}): ...", f"class {cls}Function(torch.autograd.Function): ..."]
+        if ft._torch_class(name) is not None:  # torch.nn's own, whose stub gives the constructor
+            lines.append(f"class {cls}(torch.nn.{cls}): ...")
+        else:  # an activation PyTorch lacks: fastact's module, its constructor from the declaration
+            act = ACTIVATIONS[name]
+            params = [f"{p.name}: {_choices_or(p, 'float')}" + ("" if p.required else f" = {_default(p.default)}")
+                      for p in act.params]
+            lines += [f"class {cls}(torch.nn.Module):",
+                      f"    def __init__(self, {', '.join([*params, 'inplace: bool = False'])}) -> None: ...",
+                      "    def forward(self, input: torch.Tensor) -> torch.Tensor: ..."]
+        lines.append(f"class {cls}Function(torch.autograd.Function): ...")
     return "\n".join(lines) + "\n"

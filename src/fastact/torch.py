@@ -88,18 +88,34 @@ def _tensor(a: Any) -> torch.Tensor:
     return torch.from_numpy(a if isinstance(a, np.ndarray) else np.asarray(a))
 
 
-def _torch_has_inplace(name: str) -> bool:
-    # from torch.nn's constructor: some torch.nn.functional functions are builtins without a signature
-    return "inplace" in inspect.signature(getattr(torch.nn, _class_name(name)).__init__).parameters
-
-
-def _class_name(name: str) -> str:
-    """torch.nn's class for a torch.nn.functional name: leaky_relu -> LeakyReLU."""
+def _torch_class(name: str) -> type[torch.nn.Module] | None:
+    """torch.nn's class for a torch.nn.functional name (leaky_relu -> LeakyReLU), or None
+    for an activation PyTorch does not have."""
     key = name.replace("_", "")
     for cls_name in dir(torch.nn.modules.activation):
         if cls_name.lower() == key and isinstance(getattr(torch.nn, cls_name, None), type):
-            return cls_name
-    raise LookupError(f"torch.nn has no module for {name}")
+            return getattr(torch.nn, cls_name)
+    return None
+
+
+def _torch_has_inplace(name: str) -> bool:
+    # from torch.nn's constructor: some torch.nn.functional functions are builtins without a signature
+    # (fastact's own activations take inplace=, as most of torch.nn's do)
+    cls = _torch_class(name)
+    return cls is None or "inplace" in inspect.signature(cls.__init__).parameters
+
+
+def _class_name(name: str) -> str:
+    """The module's class name: torch.nn's (leaky_relu -> LeakyReLU), or for an activation
+    PyTorch lacks its name in CamelCase (sparse_plus -> SparsePlus)."""
+    cls = _torch_class(name)
+    return cls.__name__ if cls is not None else "".join(part.capitalize() for part in name.split("_"))
+
+
+def _torch_only_error(name: str, input: torch.Tensor) -> TypeError:
+    return TypeError(
+        f"fastact.torch.{name}: PyTorch has no {name}, and fastact computes it for dense CPU float32 and "
+        f"float64 tensors only (got a {input.dtype} tensor on {input.device}, layout {input.layout})")
 
 
 def _op(name: str, schema: str, impl: Callable[..., Any], fake: Callable[..., Any],
@@ -300,7 +316,7 @@ def _elementwise(act: Activation) -> tuple[type[torch.autograd.Function], Callab
         forward, forward_setup, forward_backward,
     )
 
-    torch_fn = getattr(F, name)
+    torch_fn = getattr(F, name, None)  # None: an activation PyTorch does not have
     has_inplace = _torch_has_inplace(name)
     names, defaults = act.param_names, act.defaults
 
@@ -319,8 +335,16 @@ def _elementwise(act: Activation) -> tuple[type[torch.autograd.Function], Callab
                 raise TypeError(f"{fname}() missing required argument {n!r}")
             params.append(values.get(n, defaults[n]))
         if not fast_path(input):
-            extra = {"inplace": inplace} if has_inplace else {}
-            return torch_fn(input, **dict(zip(names, params, strict=True)), **extra)
+            if torch_fn is not None:
+                extra = {"inplace": inplace} if has_inplace else {}
+                return torch_fn(input, **dict(zip(names, params, strict=True)), **extra)
+            # PyTorch has no such function: a CPU float tensor fastact does not take as it
+            # is (strided, or with the negative bit) is computed from a dense copy
+            dense = input.contiguous().resolve_neg()
+            if not fast_path(dense):
+                raise _torch_only_error(name, input)
+            result = functional(dense, *params)
+            return input.copy_(result) if inplace else result
         checked, from_y = _validated(act, fname, tuple(params))
         if not inplace:
             return function.apply(input, None, False, from_y, checked)
@@ -505,8 +529,39 @@ def _rowwise(act: Activation) -> tuple[type[torch.autograd.Function], Callable[.
 # --- modules -------------------------------------------------------------------------------------
 
 
+def _fastact_module(act: Activation) -> type[torch.nn.Module]:
+    """A torch.nn.Module base for an element-wise activation PyTorch lacks: the
+    declaration's parameters as constructor arguments (with their defaults) and
+    attributes, as torch.nn's activation modules have them."""
+    names, defaults = act.param_names, act.defaults
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        torch.nn.Module.__init__(self)
+        bound = init_signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        for n in (*names, "inplace"):
+            setattr(self, n, bound.arguments[n])
+
+    def extra_repr(self: Any) -> str:
+        return ", ".join(f"{n}={getattr(self, n)!r}" for n in (*names, "inplace"))
+
+    P = inspect.Parameter
+    init_signature = inspect.Signature(
+        [P("self", P.POSITIONAL_OR_KEYWORD)]
+        + [P(n, P.POSITIONAL_OR_KEYWORD, **({} if defaults[n] is None else {"default": defaults[n]}))
+           for n in names]
+        + [P("inplace", P.POSITIONAL_OR_KEYWORD, default=False)])
+    __init__.__signature__ = init_signature  # type: ignore[attr-defined]
+    return type(f"_{_class_name(act.name)}Base", (torch.nn.Module,),
+                {"__init__": __init__, "extra_repr": extra_repr, "__module__": __name__})
+
+
 def _module(act: Activation, functional: Callable[..., torch.Tensor]) -> type[torch.nn.Module]:
-    base = getattr(torch.nn, _class_name(act.name))
+    base = _torch_class(act.name)
+    if base is None:
+        if act.kind != "elementwise":
+            raise LookupError(f"torch.nn has no module for {act.name}")
+        base = _fastact_module(act)
     if act.kind == "channelwise":
         def forward(self: Any, input: torch.Tensor) -> torch.Tensor:
             return functional(input, self.weight)
@@ -523,8 +578,9 @@ def _module(act: Activation, functional: Callable[..., torch.Tensor]) -> type[to
                 kwargs["inplace"] = getattr(self, "inplace", False)
             return functional(input, **kwargs)
 
-    return type(base.__name__, (base,), {"forward": forward, "__doc__": _module_doc(act, base.__name__),
-                                         "__module__": __name__})
+    cls_name = _class_name(act.name)
+    return type(cls_name, (base,), {"forward": forward, "__doc__": _module_doc(act, cls_name),
+                                    "__module__": __name__})
 
 
 def _as_tensor(numpy_expression: str) -> str:
@@ -548,10 +604,15 @@ def _call_args(act: Activation) -> str:
 
 
 def _functional_doc(act: Activation) -> str:
-    return (f"torch.nn.functional.{act.name} computed by fastact on contiguous CPU float32/float64 tensors "
-            f"(PyTorch's own otherwise).\n\n{act.formula}\n\nDerivative: {act.derivative}.\n\n"
-            f"Parameters: those of torch.nn.functional.{act.name}.\n\n"
-            + _example(act, f"ft.{act.name}(x{_call_args(act)})"))
+    if _torch_class(act.name) is None:
+        head = (f"{act.name}, which PyTorch does not have, computed by fastact on dense CPU float32/float64 "
+                f"tensors (any other tensor raises TypeError).\n\n{act.formula}\n\nDerivative: {act.derivative}."
+                f"\n\nParameters: those of fastact.{act.name}, and inplace=False (keyword).\n\n")
+    else:
+        head = (f"torch.nn.functional.{act.name} computed by fastact on contiguous CPU float32/float64 tensors "
+                f"(PyTorch's own otherwise).\n\n{act.formula}\n\nDerivative: {act.derivative}.\n\n"
+                f"Parameters: those of torch.nn.functional.{act.name}.\n\n")
+    return head + _example(act, f"ft.{act.name}(x{_call_args(act)})")
 
 
 def _module_doc(act: Activation, cls_name: str) -> str:
@@ -563,6 +624,10 @@ def _module_doc(act: Activation, cls_name: str) -> str:
     doc = _example(act, setup[1])
     if setup[0]:
         doc = doc.replace(">>> m(x)", setup[0] + ">>> m(x)", 1)
+    if _torch_class(act.name) is None:
+        return (f"{cls_name}: {act.name} as a torch.nn.Module, which PyTorch does not have, computed by fastact."
+                f"\n\n{act.formula}\n\nDerivative: {act.derivative}.\n\nParameters: those of fastact.{act.name}, "
+                f"and inplace=False, as constructor arguments and attributes.\n\n" + doc)
     return (f"torch.nn.{cls_name} computed by fastact (same constructor, attributes and state_dict).\n\n"
             f"{act.formula}\n\nDerivative: {act.derivative}.\n\nParameters: those of torch.nn.{cls_name}.\n\n"
             + doc)
