@@ -118,3 +118,30 @@ def test_a_new_declaration_works_everywhere(tmp_path):
     assert t["strided"] == [0.0, 8.0, 64.0, 216.0]
     assert "fastact.torch.temp_cube: PyTorch has no temp_cube" in t["refused"] and "float16" in t["refused"]
     assert t["stub"]
+
+
+def _declare(**overrides):
+    from fastact._registry import Param, elementwise
+
+    fields = dict(name="temp_bad", forward=lambda x: x, grad=lambda x: 1.0, grad2="piecewise linear",
+                  formula="f(x) = x", derivative="f'(x) = 1", summary="A test's declaration.",
+                  examples=("", ""))
+    fields.update(overrides)
+    if "params" in fields:
+        fields["params"] = tuple(Param(n, 1.0) for n in fields["params"])
+    return elementwise(fields.pop("name"), fields.pop("forward"), fields.pop("grad"), **fields)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (dict(params=("a", "b", "c"), forward=lambda x, a, b, c: x, grad=lambda x, a, b, c: 1.0),
+     r"elementwise\('temp_bad'\): 3 parameters; the kernels take at most 2"),
+    (dict(params=("a",)), r"elementwise\('temp_bad'\): forward= takes 1 arguments, expected 2"),
+    (dict(grad=lambda x, y: 1.0), r"grad= takes 2 arguments, expected 1"),
+    (dict(name="gelu"), r"elementwise\('gelu'\): an activation of that name is already declared"),
+    (dict(name="not a name"), r"must be a public Python identifier"),
+])
+def test_a_bad_declaration_is_refused_with_a_clear_message(overrides, message):
+    before = dict(fastact.ACTIVATIONS)
+    with pytest.raises((TypeError, ValueError), match=message):
+        _declare(**overrides)
+    assert fastact.ACTIVATIONS == before

@@ -253,6 +253,31 @@ def _jitable(fn: Callable[..., float] | str | None) -> Callable[..., float] | st
     return fn if fn is None or fn == PIECEWISE_LINEAR else inline_jitable(fn)
 
 
+# The loops spell the scalar call out per arity (_kernels: _map_loops, _ufunc_scalars), so
+# that numba can inline it; more parameters would need another spelling there.
+MAX_PARAMS = 2
+
+
+def _check_declaration(kind: str, name: str, params: tuple[Param, ...], scalars: dict[str, Any]) -> None:
+    """A clear error at declaration, rather than a numba typing error at first use."""
+    where = f"{kind}({name!r})"
+    if name in REGISTRY:
+        raise ValueError(f"{where}: an activation of that name is already declared")
+    if not name.isidentifier() or name.startswith("_"):
+        raise ValueError(f"{where}: the name must be a public Python identifier")
+    if len(params) > MAX_PARAMS:
+        raise TypeError(f"{where}: {len(params)} parameters; the kernels take at most {MAX_PARAMS}")
+    for role, (fn, arity) in scalars.items():
+        if not callable(fn):
+            continue
+        try:
+            n = len(inspect.signature(fn).parameters)
+        except (TypeError, ValueError):
+            continue
+        if n != arity:
+            raise TypeError(f"{where}: {role}= takes {n} arguments, expected {arity}")
+
+
 def _register(**fields: Any) -> Activation:
     for key in ("forward_scalar", "grad_scalar", "grad_from_y_scalar", "grad2_scalar", "grad2_from_y_scalar",
                 "grad_weight_scalar", "row_constant_scalar", "grad_term_scalar"):
@@ -285,6 +310,10 @@ def elementwise(
     torch_grad_from: tuple[str, ...] = ("x",),
 ) -> Activation:
     """Declare an element-wise activation and add it to the registry."""
+    n = 1 + len(params)  # x, then the parameters
+    _check_declaration("elementwise", name, params, {
+        "forward": (forward, n), "grad": (grad, n), "grad2": (grad2, n),
+        "grad_from_y": (grad_from_y, n), "grad2_from_y": (grad2_from_y, n)})
     if (grad_from_y is None) != (grad2_from_y is None):
         raise TypeError(f"{name}: grad2_from_y= goes with grad_from_y=, the derivative of the one is the other")
     return _register(
@@ -312,6 +341,8 @@ def channelwise(
     torch_grad_out: Callable[..., Any] | None = None,
 ) -> Activation:
     """Declare an activation whose one parameter is a weight per channel (prelu)."""
+    _check_declaration("channelwise", name, (), {
+        "forward": (forward, 2), "grad": (grad, 2), "grad_weight": (grad_weight, 2)})
     return _register(
         name=name, forward_scalar=forward, grad_scalar=grad, grad_weight_scalar=grad_weight, kind="channelwise",
         formula=formula, derivative=derivative, summary=summary, examples=examples, numpy=numpy, numpy_grad=numpy_grad,
@@ -342,6 +373,8 @@ def rowwise(
     The backward works from the output y: ``r = sum(grad_term(g, y))`` over the row (in
     float64), then ``grad(g, y, r)`` per element. Given x instead, y is computed first.
     """
+    _check_declaration("rowwise", name, (), {
+        "element": (element, 4), "row_constant": (row_constant, 1), "grad_term": (grad_term, 2), "grad": (grad, 3)})
     return _register(
         name=name, forward_scalar=element, grad_scalar=grad, grad_from_y_scalar=grad,
         row_constant_scalar=row_constant, grad_term_scalar=grad_term, kind="rowwise",
