@@ -4,7 +4,7 @@ For every element-wise activation of the registry, both dtypes, forward and back
 times the serial and the parallel flat kernel over sizes from 2^10 to 2^20 and prints
 the smallest size at which the parallel one is faster in this run and at every larger
 size; then, per dtype and direction, the median of those crossovers over the
-activations. fastact._dispatch.PARALLEL_MIN_SIZES holds these medians, rounded to a
+activations. fastact._arrays.PARALLEL_MIN_SIZES holds these medians, rounded to a
 power of two.
 
     python bench/crossover.py [--threads N]

@@ -19,7 +19,7 @@ from functools import cache
 import numpy as np
 
 import fastact as fa
-from fastact._dispatch import parallel_min_size
+from fastact._arrays import parallel_min_size
 
 from .references import close, first_params, reference_backward, reference_forward, sample
 
@@ -217,7 +217,7 @@ def run_split() -> None:
     """Every job with all threads (2 here), with 1, and on the serial path: the same bits."""
     import numba
 
-    from fastact import _dispatch
+    from fastact import _arrays
 
     all_jobs = jobs()
     two = {job: digest(checked(job)) for job in all_jobs}
@@ -225,10 +225,10 @@ def run_split() -> None:
     numba.set_num_threads(1)
     one = {job: digest(call(job, "new")) for job in all_jobs}
     numba.set_num_threads(threads)
-    saved = dict(_dispatch.PARALLEL_MIN_SIZES)
-    _dispatch.PARALLEL_MIN_SIZES.update({key: 1 << 62 for key in saved})  # everything serial
+    saved = dict(_arrays.PARALLEL_MIN_SIZES)
+    _arrays.PARALLEL_MIN_SIZES.update({key: 1 << 62 for key in saved})  # everything serial
     serial = {job: digest(call(job, "new")) for job in all_jobs}
-    _dispatch.PARALLEL_MIN_SIZES.update(saved)
+    _arrays.PARALLEL_MIN_SIZES.update(saved)
     wrong = [f"{job}: {'1 thread' if one[job] != two[job] else 'serial'}" for job in all_jobs
              if not one[job] == two[job] == serial[job]]
     assert not wrong, f"{len(wrong)} jobs differ from their 2-thread result, e.g. {wrong[:5]}"

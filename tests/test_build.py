@@ -21,7 +21,7 @@ from .references import first_params, numeric_params
 
 USE_KERNELS = textwrap.dedent("""
     import json, numpy as np, fastact as fa
-    from fastact._dispatch import PARALLEL_MIN_SIZE
+    from fastact._arrays import PARALLEL_MIN_SIZE
     for n in (100, PARALLEL_MIN_SIZE * 2):
         x = np.linspace(-2, 2, n, dtype=np.float32)
         fa.relu(x); fa.relu_backward(x, x); fa.relu_backward(x, y=x); fa.leaky_relu(x, 0.2)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import fastact as fa
-from fastact import _dispatch
-from fastact._dispatch import PARALLEL_MIN_SIZE
+from fastact import _arrays
+from fastact._arrays import PARALLEL_MIN_SIZE
 
 from .conftest import FIRST_CASES
 from .references import sample
@@ -40,8 +40,8 @@ def variants(call, monkeypatch):
     finally:
         numba.set_num_threads(before)
     with monkeypatch.context() as m:
-        for key in _dispatch.PARALLEL_MIN_SIZES:
-            m.setitem(_dispatch.PARALLEL_MIN_SIZES, key, 1 << 62)
+        for key in _arrays.PARALLEL_MIN_SIZES:
+            m.setitem(_arrays.PARALLEL_MIN_SIZES, key, 1 << 62)
         serial = call()
     return two, one, serial
 

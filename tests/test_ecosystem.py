@@ -33,12 +33,12 @@ def test_dask_stays_lazy_and_matches():
 def test_dask_and_xarray_run_the_kernels_per_block_not_the_ufunc(monkeypatch):
     """map_blocks of fastact's own function (its vectorised kernels), not numba's generic
     ufunc loop: the ufunc path is made to fail, and the results are still fastact's."""
-    from fastact import _dispatch
+    from fastact import _elementwise
 
     def no_ufunc(*args, **kwargs):
         raise AssertionError("went through the ufunc")
 
-    monkeypatch.setattr(_dispatch, "_deferred", no_ufunc)
+    monkeypatch.setattr(_elementwise, "_deferred", no_ufunc)
     xr = pytest.importorskip("xarray")
     d, dg = da.from_array(X, chunks=(64, 40)), da.from_array(G, chunks=(100, 20))  # g chunked otherwise
     results = [

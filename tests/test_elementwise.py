@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastact as fa
-from fastact._dispatch import PARALLEL_MIN_SIZE
+from fastact._arrays import PARALLEL_MIN_SIZE
 
 from .conftest import CASES, DTYPES, ELEMENTWISE, FIRST_CASES, call_backward, call_forward, y_supported
 from .references import (

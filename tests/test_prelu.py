@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastact as fa
-from fastact._dispatch import PARALLEL_MIN_SIZE
+from fastact._arrays import PARALLEL_MIN_SIZE
 
 from .references import REFERENCES, sample, ulp_distance
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fastact as fa
-from fastact._dispatch import PARALLEL_MIN_SIZE
+from fastact._arrays import PARALLEL_MIN_SIZE
 
 from .conftest import Guard
 from .references import ulp_distance

@@ -22,9 +22,11 @@ from . import _threading
 _threading.configure()  # before anything can start numba's threads
 
 from . import activations as _activations  # noqa: E402  (declares into the registry)
-from ._dispatch import make_backward, make_forward, make_prelu, make_rowwise  # noqa: E402
+from ._channelwise import make_prelu  # noqa: E402
+from ._elementwise import make_backward, make_forward  # noqa: E402
 from ._kernels import Kernels as _Kernels  # noqa: E402
 from ._registry import REGISTRY, Activation  # noqa: E402
+from ._rowwise import make_rowwise  # noqa: E402
 
 try:
     __version__ = version("fastact")

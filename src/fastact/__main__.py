@@ -16,8 +16,8 @@ def _info(_: argparse.Namespace) -> int:
 
     import fastact
     from fastact import _threading
-    from fastact._dispatch import PARALLEL_MIN_SIZE, PARALLEL_MIN_SIZES
-    from fastact._kernels import cache_directory
+    from fastact._arrays import PARALLEL_MIN_SIZE, PARALLEL_MIN_SIZES
+    from fastact._warm import cache_directory
 
     fastact.relu(np.zeros(PARALLEL_MIN_SIZE, np.float32))  # starts the threading layer
     try:
@@ -66,7 +66,7 @@ def _names(functions: Sequence[str] | None) -> list[str] | None:
 
 def _warm(args: argparse.Namespace) -> int:
     """Compile (or load from the cache) the kernels and ufuncs, for every dtype and layout."""
-    from fastact._kernels import warm_all
+    from fastact._warm import warm_all
 
     names = _names(args.functions)
     if names is None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ._dispatch import _fortran
+from ._arrays import _fortran
 
 CHUNK_BYTES = 1 << 26  # 64 MiB of input per chunk: large enough for the parallel kernels
 

@@ -5,7 +5,7 @@ its vectorised kernels, rather than handing dask its ufunc (numba's generic ufun
 several times slower per element); a DataArray gets the same on its data and keeps
 its dimensions, coordinates and attributes. (The backward of two DataArrays, which xarray
 aligns by dimension names, and other array types go through the ufunc protocol:
-``_dispatch._deferred``.) softmax, log_softmax and prelu are not element-wise: a row
+``_arrays._deferred``.) softmax, log_softmax and prelu are not element-wise: a row
 of softmax needs its whole row, and prelu's weight gradient is a sum over everything but
 the channel axis. Here a dask array is
 rechunked so that each block holds whole rows (whole channel runs for prelu) and fastact's
@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ._arrays import normalize_axis
+
 
 def kind(a: Any) -> str | None:
     """'dask' for a dask array, 'xarray' for a DataArray, else None."""
@@ -33,9 +35,8 @@ def kind(a: Any) -> str | None:
 
 
 def _axis(function: str, axis: Any, ndim: int) -> int:
-    from ._dispatch import _normalize_axis
 
-    return _normalize_axis(function, axis, ndim)
+    return normalize_axis(function, axis, ndim)
 
 
 def _data(a: Any) -> Any:

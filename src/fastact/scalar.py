@@ -13,7 +13,7 @@ from __future__ import annotations
 from numba import njit
 
 from . import REGISTRY
-from ._dispatch import example_numbers
+from ._docs import example_numbers
 from ._registry import Activation
 
 __all__: list[str] = []

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from . import KERNELS, REGISTRY
-from ._dispatch import EXAMPLE_WEIGHT, EXAMPLE_X, example_args, example_numbers
+from ._docs import EXAMPLE_WEIGHT, EXAMPLE_X, example_args, example_numbers
 from ._registry import PIECEWISE_LINEAR, Activation
 
 __all__: list[str] = ["fast_path"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import KERNELS, REGISTRY
-from ._dispatch import EXAMPLE_WEIGHT, EXAMPLE_X
+from ._docs import EXAMPLE_WEIGHT, EXAMPLE_X
 from ._registry import Activation
 
 

@@ -1,0 +1,232 @@
+"""softmax's and log_softmax's public functions: a normalisation over the rows along an axis."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import _lazy
+from ._arrays import (
+    F32,
+    F64,
+    PARALLEL_MIN_SIZES,
+    _fortran,
+    _launch,
+    _lazy_dtype,
+    _refuse_masked,
+    _result_dtype2,
+    _returned,
+    _same_view,
+    _small_out,
+    as_input,
+    check_out,
+    compute_dtype,
+    overlaps_partly,
+    parallel_min_size,
+    result_dtype,
+)
+from ._arrays import (
+    normalize_axis as _normalize_axis,
+)
+from ._docs import _ARRAY, _OUT, _backward_doc, _forward_doc, _named
+from ._kernels import _COLUMN_BLOCK, _TAIL, Kernels
+from ._registry import Activation
+
+# --- row-wise (softmax, log_softmax) ----------------------------------------------------------
+
+_ROW_TASKS = 64  # tasks in the rows form: a few per thread, for load balance
+
+
+
+class _RowPlan:
+    """How the row-wise kernels see an array: rows (n along the last axis of a 2-D
+    view) or columns (a 3-D (outer, n, inner) view, inner > 1). A Fortran-ordered
+    array is seen through its transpose, so that its unit stride stays innermost."""
+
+    def __init__(self, shape: tuple[int, ...], axis: int, transposed: bool) -> None:
+        if transposed:
+            shape, axis = shape[::-1], len(shape) - 1 - axis
+        self.transposed = transposed
+        if not shape:
+            outer, n, inner = 1, 1, 1
+        else:
+            outer, n, inner = math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
+        self.size = outer * n * inner
+        if inner == 1:
+            self.form, self.shape = "rows", (outer, n)
+            self.tasks = outer
+            self.extra = max(1, -(-outer // _ROW_TASKS))  # rows per task
+        else:
+            self.form, self.shape = "columns", (outer, n, inner)
+            self.tasks = outer * -(-inner // _COLUMN_BLOCK)
+            self.extra = _COLUMN_BLOCK
+
+    @staticmethod
+    def for_arrays(shape: tuple[int, ...], axis: int, *arrays: np.ndarray) -> _RowPlan:
+        return _RowPlan(shape, axis, all(_fortran(a) for a in arrays))
+
+    def view(self, a: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(a view of a in the plan's form, True), or (a contiguous copy, False)."""
+        b = a.T if self.transposed else a
+        try:
+            v = b.reshape(self.shape, copy=False)
+        except ValueError:
+            return np.ascontiguousarray(b).reshape(self.shape), False
+        if self.form == "rows" and v.shape[1] > 1 and v.strides[1] != v.itemsize:
+            # rows along memory: the kernels' loops over a row then vectorise, its sums included
+            return np.ascontiguousarray(v), False
+        return v, True
+
+    def run(self, kernels: Kernels, direction: str, *arrays: np.ndarray) -> None:
+        if self.form == "columns":
+            name = f"{direction}_columns"
+        else:
+            name = direction if self.shape[1] % _TAIL == 0 else f"{direction}_tails"
+        serial, parallel = kernels.rowwise[name]
+        if self.size >= parallel_min_size(arrays[-1].dtype, f"rows {direction}") and self.tasks >= 2:
+            _launch(parallel, *arrays, self.extra)
+        else:
+            serial(*arrays, self.extra)
+
+
+def _run_rowwise(
+    kernels: Kernels, direction: str, shape: tuple[int, ...], axis: int, inputs: tuple[np.ndarray, ...],
+    out: np.ndarray, fresh_out: bool,
+) -> None:
+    """out = the row-wise pass over inputs (same shape, compute dtype). out may be one of
+    the inputs (the kernels read each element before writing it); a partial overlap
+    goes through a temporary."""
+    plan = _RowPlan.for_arrays(shape, axis, *inputs, out)
+    if plan.size == 0:
+        return
+    views = [plan.view(a)[0] for a in inputs]
+    direct = fresh_out or not overlaps_partly(out, *inputs)
+    target = out if direct else np.empty_like(out)
+    t2, t2_is_view = plan.view(target)
+    # an input that is the output itself is passed as None (the kernels then read out)
+    plan.run(kernels, direction, *(None if _same_view(v, t2) else v for v in views), t2)
+    if not t2_is_view:  # the kernel wrote to a copy
+        target[...] = t2.T.reshape(target.shape) if plan.transposed else t2.reshape(target.shape)
+    if target is not out:
+        np.copyto(out, target)
+
+
+def _rowwise_new(kernels: Kernels, direction: str, axis: int, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The row-wise pass over inputs (same shape and compute dtype) into a new array in
+    the memory order of the last input."""
+    last = inputs[-1]
+    result = np.empty(last.shape, last.dtype, order="F" if _fortran(last) else "C")
+    _run_rowwise(kernels, direction, last.shape, axis, inputs, result, fresh_out=True)
+    return result
+
+
+def _rowwise_result(
+    kernels: Kernels, direction: str, axis: int, inputs: tuple[np.ndarray, ...], out: np.ndarray | None,
+    rdt: np.dtype,
+) -> Any:
+    """The public functions' result: the pass written into out when out has the compute
+    dtype, else computed in a new array and returned as rdt or cast into out."""
+    if out is not None and rdt == inputs[-1].dtype and out.dtype == rdt:
+        _run_rowwise(kernels, direction, out.shape, axis, inputs, out, fresh_out=False)
+        return out
+    result = _rowwise_new(kernels, direction, axis, inputs)
+    if out is None:
+        return _returned(result.astype(rdt, copy=False), False)
+    np.copyto(out, result, casting="unsafe")
+    return out
+
+
+_AXIS = inspect.Parameter("axis", inspect.Parameter.KEYWORD_ONLY, default=-1, annotation=int)
+
+
+def _lean_rows(a: np.ndarray, axis: Any, direction: str) -> int:
+    """The row length, when a (an ndarray) can take the lean small path of the row-wise
+    functions: float32/float64, C-contiguous, non-empty rows along the last axis, below
+    the parallel crossover. Else 0, and the general path checks and plans the call."""
+    dt = a.dtype
+    if type(axis) is int and (dt is F32 or dt is F64) and a.ndim and a.size < PARALLEL_MIN_SIZES[dt, direction] \
+            and (axis == -1 or axis == a.ndim - 1) and a.flags.c_contiguous:
+        return a.shape[-1]
+    return 0
+
+
+def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    fname, bname = act.name, f"{act.name}_backward"
+    ndarray = np.ndarray
+    serial: dict[str, Callable[..., None]] = {}  # the serial rows kernels, once loaded
+
+    def forward(x, *, axis=-1, out=None):
+        if (type(x) is ndarray and (n := _lean_rows(x, axis, "rows forward"))
+                and (result := _small_out(out, x)) is not None):
+            kernel = "forward" if n % _TAIL == 0 else "forward_tails"
+            if kernel not in serial:
+                serial[kernel] = kernels.rowwise[kernel][0]
+            # one task of all rows: the serial kernel runs its tasks in order anyway
+            serial[kernel](None if result is x else x.reshape(-1, n), result.reshape(-1, n), max(1, x.size // n))
+            return result
+        if _lazy.kind(x):
+            return _lazy.rowwise_forward(forward, x, axis, _lazy_dtype(fname, out, ("x", x)))
+        _refuse_masked(fname, ("x", x))
+        x = as_input(fname, "x", x)
+        rdt = result_dtype(fname, "x", x.dtype)
+        cdt = compute_dtype(rdt)
+        ax = _normalize_axis(fname, axis, x.ndim)
+        if out is not None:
+            check_out(fname, out, x.shape, rdt)
+        return _rowwise_result(kernels, "forward", ax, (x.astype(cdt, copy=False),), out, rdt)
+
+    def backward(grad_output, x=None, *, axis=-1, y=None, out=None):
+        if (x is None and type(y) is ndarray and type(grad_output) is ndarray
+                and grad_output.dtype is y.dtype and grad_output.shape == y.shape
+                and grad_output.flags.c_contiguous and (n := _lean_rows(y, axis, "rows backward"))
+                and (result := (_small_out(out, grad_output, y) if out is grad_output
+                                else _small_out(out, y, grad_output))) is not None):
+            kernel = "backward" if n % _TAIL == 0 else "backward_tails"
+            if kernel not in serial:
+                serial[kernel] = kernels.rowwise[kernel][0]
+            serial[kernel](None if result is grad_output else grad_output.reshape(-1, n),
+                               None if result is y else y.reshape(-1, n), result.reshape(-1, n), max(1, y.size // n))
+            return result
+        if (x is None) == (y is None):
+            raise TypeError(f"{bname}: give exactly one of x (the forward's input) and y= (its output)")
+        argname = "x" if y is None else "y"
+        if _lazy.kind(grad_output) or _lazy.kind(x if y is None else y):
+            v = x if y is None else y
+            return _lazy.rowwise_backward(backward, grad_output, v, y is not None, axis,
+                                          _lazy_dtype(bname, out, ("grad_output", grad_output), (argname, v)))
+        _refuse_masked(bname, ("grad_output", grad_output), (argname, x if y is None else y))
+        g = as_input(bname, "grad_output", grad_output)
+        v = as_input(bname, argname, x if y is None else y)
+        rdt = _result_dtype2(bname, "grad_output", g.dtype, argname, v.dtype)
+        cdt = compute_dtype(rdt)
+        try:  # broadcasting as the element-wise backward functions (and ufuncs) do
+            shape = np.broadcast_shapes(g.shape, v.shape)
+        except ValueError:
+            raise ValueError(
+                f"{bname}: grad_output has shape {g.shape}, which does not match {argname}'s shape {v.shape}"
+            ) from None
+        ax = _normalize_axis(bname, axis, len(shape))
+        if out is not None:
+            check_out(bname, out, shape, rdt)
+        gc, vc = np.broadcast_to(g.astype(cdt, copy=False), shape), np.broadcast_to(v.astype(cdt, copy=False), shape)
+        # the gradient is expressed through the output: given x, compute it first
+        yc = _rowwise_new(kernels, "forward", ax, (vc,)) if y is None else vc
+        return _rowwise_result(kernels, "backward", ax, (gc, yc), out, rdt)
+
+    forward.__signature__ = inspect.Signature(
+        [inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY), _AXIS, _OUT],
+        return_annotation="numpy.ndarray | numpy.floating",
+    )
+    backward.__signature__ = inspect.Signature(
+        [inspect.Parameter("grad_output", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY),
+         inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=f"{_ARRAY} | None"),
+         _AXIS,
+         inspect.Parameter("y", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=f"{_ARRAY} | None"),
+         _OUT],
+        return_annotation="numpy.ndarray | numpy.floating",
+    )
+    return _named(forward, fname, _forward_doc(act)), _named(backward, bname, _backward_doc(act))
