@@ -29,7 +29,7 @@ USE_KERNELS = textwrap.dedent("""
         fa.prelu_backward(x.reshape(2, -1), x.reshape(2, -1), [0.1, 0.2], axis=0)
     fa.ufuncs.relu(x[::2]); fa.ufuncs.leaky_relu(x, 0.2); fa.ufuncs.elu_backward(x, x, 1.0)
     stats = {}
-    from fastact._kernels import UFUNC_LOOPS
+    from fastact._loops_ufunc import UFUNC_LOOPS
     for name, built in UFUNC_LOOPS.items():
         for c in built.loops:
             stats[f"ufunc.{name}.{c.__qualname__}"] = [c.cache_hits, int(not c.cache_hits)]
@@ -94,7 +94,7 @@ def test_kernels_vectorise(name, dtype):
 def test_ufunc_with_parameters_vectorises():
     """The ufunc loop's machine code has packed arithmetic (a fresh compile of its vectorised
     part, for a scalar parameter)."""
-    from fastact._kernels import UFUNC_LOOPS
+    from fastact._loops_ufunc import UFUNC_LOOPS
 
     for name, params in (("elu", (1.0,)), ("gelu", (0.0,)), ("softplus", (1.0, 20.0))):
         getattr(fa.ufuncs, name)  # built on first use
@@ -126,7 +126,7 @@ def _interleaved_saves(cls, path):
 def test_concurrent_cache_saves_never_pair_a_signature_with_another_ones_code(tmp_path):
     from numba.core.caching import IndexDataCacheFile
 
-    from fastact._kernels import _KeyedCacheFile
+    from fastact._cache import _KeyedCacheFile
 
     # numba's own files: the index names B's signature, the file holds A's machine code
     assert _interleaved_saves(IndexDataCacheFile, tmp_path / "numba")[1] == ("code for a",)

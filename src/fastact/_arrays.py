@@ -250,7 +250,7 @@ def run_elementwise(
         if views is not None:
             serial, parallel = getattr(kernels, loops)["flat"]
             if size < threshold:
-                if out is inputs[0]:  # in place: the serial loop reads out (see _kernels._map_loops)
+                if out is inputs[0]:  # in place: the serial loop reads out (see _loops_map._map_loops)
                     views[0] = None
                 serial(*views, params)
             else:

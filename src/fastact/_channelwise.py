@@ -29,7 +29,8 @@ from ._arrays import (
     result_dtype,
 )
 from ._docs import _ARRAY, _OUT, _backward_doc, _forward_doc, _named
-from ._kernels import Kernels, channel_totals_columns, channel_totals_rows
+from ._kernels import Kernels
+from ._loops_channel import channel_totals_columns, channel_totals_rows
 from ._registry import Activation
 
 # --- channel-wise (prelu) ---------------------------------------------------------------------

@@ -197,7 +197,7 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
                     x.size < (small32 if dt is f32 else small64) or one_thread()):
                 if out is None:
                     result, rnum = empty_like(x), -1
-                elif out is x:  # in place: x=None, the loop reads out (see _kernels._map_loops)
+                elif out is x:  # in place: x=None, the loop reads out (see _loops_map._map_loops)
                     result, rnum = (x if xnum & _WRITEABLE else None), -2
                 else:
                     result = _fast_out(out, x, dt)

@@ -8,7 +8,7 @@ derived from these declarations by iterating :data:`REGISTRY`.
 
 The scalar functions are registered with :func:`inline_jitable` so that numba code can
 call them (inlined), while the module attribute stays the plain Python function. That
-matters for the on-disk cache: see ``_kernels.py``.
+matters for the on-disk cache: see ``_cache.py``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def inline_jitable(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Make fn callable from numba code, inlined there at numba's IR level; returns fn.
 
     As ``register_jitable``, the module attribute stays the plain Python function
-    (picklable by reference, which the on-disk cache needs: see ``_kernels.py``). Unlike
+    (picklable by reference, which the on-disk cache needs: see ``_cache.py``). Unlike
     it, the body is inlined before LLVM sees it: LLVM leaves a body as large as mish's as
     a call, and a loop that makes a call does not vectorise. Registered once, since
     activations share scalar math (prelu is leaky_relu with a weight per channel).

@@ -33,7 +33,8 @@ from ._arrays import (
     normalize_axis as _normalize_axis,
 )
 from ._docs import _ARRAY, _OUT, _backward_doc, _forward_doc, _named
-from ._kernels import _COLUMN_BLOCK, _TAIL, Kernels
+from ._kernels import Kernels
+from ._loops_rows import _COLUMN_BLOCK, _TAIL
 from ._registry import Activation
 
 # --- row-wise (softmax, log_softmax) ----------------------------------------------------------
