@@ -270,6 +270,47 @@ def run_elementwise(
 
 
 
+U16 = np.dtype(np.uint16)
+_half_kernels: bool | None = None
+
+
+def half_kernels() -> bool:
+    """Whether the target numba compiles for converts float16 in hardware (F16C): then
+    float16 arrays go through the kernels as uint16 views; else through float32 copies."""
+    global _half_kernels
+    if _half_kernels is None:
+        from numba.core.registry import cpu_target
+
+        features = cpu_target.target_context.codegen().magic_tuple()[2].split(",")
+        _half_kernels = "+f16c" in features
+    return _half_kernels
+
+
+def run_half(kernels: Kernels, loops: str, inputs: tuple[np.ndarray, ...], out: np.ndarray, params: tuple,
+             fresh_out: bool = False) -> bool:
+    """out = loop(*inputs) for float16 arrays of one shape, in one pass (read as float16,
+    computed in float32, each result rounded once to float16), where their flat views
+    pair up and out does not partly overlap an input. False, with nothing written, where
+    that does not hold: the caller then computes through float32 copies."""
+    if not half_kernels() or not all(a.shape == out.shape for a in inputs):
+        return False
+    if not fresh_out and overlaps_partly(out, *inputs):
+        return False
+    views = _flat_views((*inputs, out))
+    if views is None:
+        return False
+    views = [v.view(U16) for v in views]
+    serial, parallel = getattr(kernels, loops)["flat"]
+    threshold = parallel_min_size(F32, "forward" if loops == "forward" else "backward")
+    if out.size < threshold or _threading.one_thread():
+        if out is inputs[0]:  # in place: the loop reads out
+            views[0] = None
+        serial(*views, params)
+    else:
+        _launch(parallel, *views, params)
+    return True
+
+
 def _fortran(a: np.ndarray) -> bool:
     return a.ndim >= 2 and a.flags.f_contiguous and not a.flags.c_contiguous
 

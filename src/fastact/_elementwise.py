@@ -23,6 +23,7 @@ from . import _lazy, _threading
 from ._arrays import (
     _C_CONTIGUOUS,
     _WRITEABLE,
+    F16,
     F32,
     F64,
     PARALLEL_MIN_SIZES,
@@ -38,6 +39,7 @@ from ._arrays import (
     compute_dtype,
     result_dtype,
     run_elementwise,
+    run_half,
 )
 from ._docs import _ARRAY, _OUT, _backward_doc, _forward_doc, _named
 from ._kernels import Kernels
@@ -227,6 +229,10 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
         if x.dtype == cdt and rdt == cdt and (out is None or out.dtype == cdt):
             result = np.empty_like(x) if out is None else out
             run_elementwise(kernels, "forward", (x,), result, params, fresh_out=out is None)
+        elif x.dtype == F16 and rdt == F16 and (out is None or out.dtype == F16) and run_half(
+                kernels, "forward", (x,), result := (np.empty_like(x) if out is None else out), params,
+                fresh_out=out is None):
+            pass
         else:
             # converted input is a private copy: compute in it, then cast (float16)
             xc = x.astype(cdt)
@@ -312,6 +318,10 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
             check_out(name, out, shape, rdt)
         params = binder.typed(values, cdt)
         loops = "backward" if y is None else "backward_from_y"
+        if (rdt == F16 and g.dtype == F16 and v.dtype == F16 and (out is None or out.dtype == F16)
+                and run_half(kernels, loops, (g, v), result := (np.empty_like(v) if out is None else out), params,
+                             fresh_out=out is None)):
+            return _returned(result, out is not None)
         g, v = g.astype(cdt, copy=False), v.astype(cdt, copy=False)
         if rdt == cdt and (out is None or out.dtype == cdt):  # (a byte-swapped out: through tmp below)
             if out is not None:

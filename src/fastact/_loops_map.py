@@ -2,7 +2,75 @@
 
 from __future__ import annotations
 
+import numpy as np
+from llvmlite import ir
 from numba import prange
+from numba.core import types as nbtypes
+from numba.extending import intrinsic, overload
+
+# float16 arrays reach the loops as uint16 views (numba has no float16 arithmetic): each
+# element is widened to float32 on load and rounded once to float16 on store, by LLVM's
+# fpext / fptrunc of half, which vectorise to vcvtph2ps / vcvtps2ph (F16C, on every AVX2
+# CPU; fastact only routes float16 here where the target has it: _arrays.HALF_KERNELS).
+# For float32 and float64 arrays the three helpers are the identity and the cast the
+# loops always made.
+
+
+@intrinsic
+def _half_to_float(typingctx, bits):
+    if bits != nbtypes.uint16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+    return nbtypes.float32(bits), codegen
+
+
+@intrinsic
+def _float_to_half(typingctx, value):
+    """The float16 nearest to a float32 (ties to even; overflow to inf, NaN stays NaN), as bits."""
+    if value != nbtypes.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+
+    return nbtypes.uint16(value), codegen
+
+
+def widen(v):
+    """An element as the loops compute with it."""
+
+
+def computed(a, v):
+    """v in the compute dtype of array a's elements."""
+
+
+def narrow(a, v):
+    """v as an element of array a."""
+
+
+@overload(widen, inline="always")
+def _widen(v):
+    if v == nbtypes.uint16:
+        return lambda v: _half_to_float(v)
+    return lambda v: v
+
+
+@overload(computed, inline="always")
+def _computed(a, v):
+    if a.dtype == nbtypes.uint16:
+        return lambda a, v: np.float32(v)
+    return lambda a, v: a.dtype.type(v)
+
+
+@overload(narrow, inline="always")
+def _narrow(a, v):
+    if a.dtype == nbtypes.uint16:
+        return lambda a, v: _float_to_half(np.float32(v))
+    return lambda a, v: a.dtype.type(v)
+
 
 # --- element-wise loops ---------------------------------------------------------------
 
@@ -27,7 +95,7 @@ def _map_loops(f, nparams, token):
             token  # noqa: B018 -- keeps the token in the closure, hence in the cache key
             src = out if x is None else x
             for i in prange(src.shape[0]):
-                out[i] = f(src[i])
+                out[i] = narrow(out, f(widen(src[i])))
 
         def rows(x, out, params):
             token  # noqa: B018
@@ -42,7 +110,7 @@ def _map_loops(f, nparams, token):
             a = params[0]
             src = out if x is None else x
             for i in prange(src.shape[0]):
-                out[i] = f(src[i], a)
+                out[i] = narrow(out, f(widen(src[i]), a))
 
         def rows(x, out, params):
             token  # noqa: B018
@@ -58,7 +126,7 @@ def _map_loops(f, nparams, token):
             a, b = params[0], params[1]
             src = out if x is None else x
             for i in prange(src.shape[0]):
-                out[i] = f(src[i], a, b)
+                out[i] = narrow(out, f(widen(src[i]), a, b))
 
         def rows(x, out, params):
             token  # noqa: B018
@@ -82,7 +150,7 @@ def _chain_loops(df, nparams, token):
             token  # noqa: B018
             gsrc = out if g is None else g
             for i in prange(x.shape[0]):
-                out[i] = gsrc[i] * out.dtype.type(df(x[i]))
+                out[i] = narrow(out, widen(gsrc[i]) * computed(out, df(widen(x[i]))))
 
         def rows(g, x, out, params):
             token  # noqa: B018
@@ -97,7 +165,7 @@ def _chain_loops(df, nparams, token):
             a = params[0]
             gsrc = out if g is None else g
             for i in prange(x.shape[0]):
-                out[i] = gsrc[i] * out.dtype.type(df(x[i], a))
+                out[i] = narrow(out, widen(gsrc[i]) * computed(out, df(widen(x[i]), a)))
 
         def rows(g, x, out, params):
             token  # noqa: B018
@@ -113,7 +181,7 @@ def _chain_loops(df, nparams, token):
             a, b = params[0], params[1]
             gsrc = out if g is None else g
             for i in prange(x.shape[0]):
-                out[i] = gsrc[i] * out.dtype.type(df(x[i], a, b))
+                out[i] = narrow(out, widen(gsrc[i]) * computed(out, df(widen(x[i]), a, b)))
 
         def rows(g, x, out, params):
             token  # noqa: B018
