@@ -232,6 +232,30 @@ def _row_views(arrays: tuple[np.ndarray, ...]) -> list[np.ndarray] | None:
     return None
 
 
+def _pairable(inputs: tuple[np.ndarray, ...], out: np.ndarray, fresh_out: bool) -> bool:
+    """The inputs have out's shape, and out does not partly overlap one of them."""
+    return all(a.shape == out.shape for a in inputs) and (fresh_out or not overlaps_partly(out, *inputs))
+
+
+def _threshold(dtype: np.dtype, loops: str, size: int) -> int:
+    """The size from which the parallel kernels run."""
+    threshold = parallel_min_size(dtype, "forward" if loops == "forward" else "backward")
+    if size >= threshold and _threading.one_thread():  # a parallel launch would only add its cost
+        threshold = size + 1
+    return threshold
+
+
+def _run_flat(kernels: Kernels, loops: str, views: list, in_place: bool, params: tuple, size: int,
+              threshold: int) -> None:
+    serial, parallel = getattr(kernels, loops)["flat"]
+    if size < threshold:
+        if in_place:  # the serial loop reads out (see _loops_map._map_loops)
+            views[0] = None
+        serial(*views, params)
+    else:
+        _launch(parallel, *views, params)
+
+
 def run_elementwise(
     kernels: Kernels, loops: str, inputs: tuple[np.ndarray, ...], out: np.ndarray, params: tuple,
     fresh_out: bool = False,
@@ -240,21 +264,12 @@ def run_elementwise(
     ("forward", "backward", "backward_from_y"); its ufunc is only built if needed.
     ``fresh_out``: out was just allocated, so it cannot overlap an input."""
     size = out.size
-    threshold = parallel_min_size(out.dtype, "forward" if loops == "forward" else "backward")
-    if size >= threshold and _threading.one_thread():  # a parallel launch would only add its cost
-        threshold = size + 1
-    same_shape = all(a.shape == out.shape for a in inputs)
-    if same_shape and (fresh_out or not overlaps_partly(out, *inputs)):
+    threshold = _threshold(out.dtype, loops, size)
+    if _pairable(inputs, out, fresh_out):
         arrays = (*inputs, out)
         views = _flat_views(arrays)
         if views is not None:
-            serial, parallel = getattr(kernels, loops)["flat"]
-            if size < threshold:
-                if out is inputs[0]:  # in place: the serial loop reads out (see _loops_map._map_loops)
-                    views[0] = None
-                serial(*views, params)
-            else:
-                _launch(parallel, *views, params)
+            _run_flat(kernels, loops, views, out is inputs[0], params, size, threshold)
             return
         if size >= threshold and out.ndim >= 2:
             views = _row_views(arrays)
@@ -266,8 +281,6 @@ def run_elementwise(
     # report after the loop; fastact's other paths never warn, so neither does this one
     with np.errstate(all="ignore"):
         ufunc(*inputs, *params, out=out)
-
-
 
 
 U16 = np.dtype(np.uint16)
@@ -290,29 +303,22 @@ def run_half(kernels: Kernels, loops: str, inputs: tuple[np.ndarray, ...], out: 
              fresh_out: bool = False) -> bool:
     """out = loop(*inputs) for float16 arrays of one shape, in one pass (read as float16,
     computed in float32, each result rounded once to float16), where their flat views
-    pair up and out does not partly overlap an input. False, with nothing written, where
-    that does not hold: the caller then computes through float32 copies."""
-    if not half_kernels() or not all(a.shape == out.shape for a in inputs):
-        return False
-    if not fresh_out and overlaps_partly(out, *inputs):
+    pair up and out does not partly overlap an input; the float32 thresholds apply.
+    False, with nothing written, where that does not hold: the caller then computes
+    through float32 copies."""
+    if not half_kernels() or not _pairable(inputs, out, fresh_out):
         return False
     views = _flat_views((*inputs, out))
     if views is None:
         return False
-    views = [v.view(U16) for v in views]
-    serial, parallel = getattr(kernels, loops)["flat"]
-    threshold = parallel_min_size(F32, "forward" if loops == "forward" else "backward")
-    if out.size < threshold or _threading.one_thread():
-        if out is inputs[0]:  # in place: the loop reads out
-            views[0] = None
-        serial(*views, params)
-    else:
-        _launch(parallel, *views, params)
+    _run_flat(kernels, loops, [v.view(U16) for v in views], out is inputs[0], params, out.size,
+              _threshold(F32, loops, out.size))
     return True
 
 
 def _fortran(a: np.ndarray) -> bool:
     return a.ndim >= 2 and a.flags.f_contiguous and not a.flags.c_contiguous
+
 
 def _returned(result: np.ndarray, out_given: bool) -> Any:
     # as ufuncs do: a 0-d result comes back as a NumPy scalar unless out= was given

@@ -229,12 +229,11 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
         if x.dtype == cdt and rdt == cdt and (out is None or out.dtype == cdt):
             result = np.empty_like(x) if out is None else out
             run_elementwise(kernels, "forward", (x,), result, params, fresh_out=out is None)
-        elif x.dtype == F16 and rdt == F16 and (out is None or out.dtype == F16) and run_half(
+        elif not (x.dtype == F16 and rdt == F16 and (out is None or out.dtype == F16) and run_half(
                 kernels, "forward", (x,), result := (np.empty_like(x) if out is None else out), params,
-                fresh_out=out is None):
-            pass
-        else:
-            # converted input is a private copy: compute in it, then cast (float16)
+                fresh_out=out is None)):
+            # (float16 the kernels did not take in one pass, or a cast) converted input is
+            # a private copy: compute in it, then cast
             xc = x.astype(cdt)
             run_elementwise(kernels, "forward", (xc,), xc, params, fresh_out=True)
             result = xc.astype(rdt, copy=False) if out is None else out
