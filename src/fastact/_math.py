@@ -7,9 +7,10 @@ arithmetic that LLVM inlines and vectorises.
 
 exp(x) = 2^k * e^r, with k = round(x / ln 2) and r = x - k ln 2 (Cody-Waite: ln 2 split in
 a high part exact in a few bits and a low part, so that k ln 2 is subtracted almost
-exactly), |r| <= ln 2 / 2. e^r and e^r - 1 come from their Taylor series, to degree 7 for
-float32 and 13 for float64, where the truncation is below a tenth of an ulp, evaluated
-by Estrin's scheme (``_polynomial_estrin``; so is log's series). k is found
+exactly), |r| <= ln 2 / 2. e^r - 1 = r + r^2 P(r), P a minimax polynomial (tools/fit_polynomials.py),
+e^r to degree 6 for float32 and 11 for float64 (Taylor's series needs 7 and 13 for an
+error below a tenth of an ulp), evaluated by Estrin's scheme (``_polynomial_estrin``; so
+is log's series). k is found
 with the "magic number" rounding: adding 1.5 * 2^m (m the mantissa bits) leaves
 round(t) in the low bits, read back by reinterpreting the float as an integer; this
 never converts a float to an integer, which LLVM leaves undefined for NaN. Times 2^k is
@@ -202,13 +203,18 @@ def _reduce32(x):
     return k, r
 
 
-# e^r - 1 = r + r^2 (1/2! + r/3! + ... + r^5/7!)
-_expm1_taylor32 = _polynomial_estrin(tuple(np.float32(1.0 / math.factorial(n)) for n in range(7, 1, -1)))
+# e^r - 1 = r + r^2 P(r), P minimax on |r| <= ln 2 / 2 (fitted by tools/fit_polynomials.py:
+# e^r to degree 6 with an error of about 1e-8 of it, where Taylor's series needs degree 7;
+# one multiply-add fewer, 5-8% less time per exp in cache, Zen 5)
+_F32_EXPM1_P = tuple(np.float32(c) for c in (
+    0.0013926213466332444, 0.008363202971575855, 0.04166655443768594, 0.16666576845993977, 0.5
+))
+_expm1_p32 = _polynomial_estrin(_F32_EXPM1_P)
 
 
 @register_jitable
 def _expm1_poly32(r):
-    return fma(r * r, _expm1_taylor32(r), r)
+    return fma(r * r, _expm1_p32(r), r)
 
 
 def _avx512_in_target(context) -> bool:
@@ -302,13 +308,18 @@ def _reduce64(x):
     return k, r
 
 
-# e^r - 1 = r + r^2 (1/2! + r/3! + ... + r^11/13!)
-_expm1_taylor64 = _polynomial_estrin(tuple(1.0 / math.factorial(n) for n in range(13, 1, -1)))
+# as _expm1_poly32: e^r to degree 11 (fit error about 2e-17 of it; Taylor needs degree 13)
+_F64_EXPM1_P = (
+    2.5100424157005067e-08, 2.7620138719733994e-07, 2.7557268378684192e-06, 2.480152119021773e-05,
+    0.00019841269863105968, 0.0013888888917281794, 0.008333333333330051, 0.04166666666662399,
+    0.16666666666666669, 0.5000000000000001
+)
+_expm1_p64 = _polynomial_estrin(_F64_EXPM1_P)
 
 
 @register_jitable
 def _expm1_poly64(r):
-    return fma(r * r, _expm1_taylor64(r), r)
+    return fma(r * r, _expm1_p64(r), r)
 
 
 def _scale64_split(v, k):
