@@ -480,9 +480,15 @@ def silu(x):
 
 
 def silu_grad(x):
+    # s (1 + x (1 - s)), s = sigmoid(x), is (d + x e) / d^2 for x >= 0 and e (d + x) / d^2
+    # for x < 0, with e = exp(-|x|) = m 2^k and d = 1 + e: one division (the two
+    # sigmoids took two), and as in silu the 2^k of x < 0 applied last
     xc = _clamp_sig(x)
-    s, t = _sigmoid_pair(xc)
-    return s * (lit(x, 1.0) + xc * t)
+    m, k = exp_split(-abs(xc))
+    e = scale_pow2(m, k)
+    d = lit(x, 1.0) + e
+    q = (fma(xc, e, d) if x >= 0.0 else m * (d + xc)) / (d * d)
+    return q if x >= 0.0 else scale_pow2(q, k)
 
 
 def silu_grad2(x):
