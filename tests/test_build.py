@@ -263,3 +263,50 @@ def test_exp_scaling_by_target(tmp_path):
             assert r["specials"][:2] == [0.0, math.inf] and math.isnan(r["specials"][2]), (cpu, dtype, r)
     hashes = {cpu: {d: r["sha256"] for d, r in got.items()} for cpu, got in runs.items()}
     assert len({tuple(sorted(h.items())) for h in hashes.values()}) == 1, hashes
+
+
+FULL_WIDTH = textwrap.dedent("""
+    import json, re
+    import numpy as np
+    from numba import njit
+    import fastact as fa
+    from fastact._loops_ufunc import UFUNC_LOOPS
+
+    def zmm(fn, *args, parallel=False):
+        fresh = njit(error_model="numpy", parallel=parallel)(fn)  # uncached: its code can be read
+        fresh(*args)
+        return len(re.findall(r"%zmm", fresh.inspect_asm(fresh.signatures[0])))
+
+    def users_loop(x, out):  # the user's own numba code: left at LLVM's preferred width
+        for i in range(x.shape[0]):
+            out[i] = fa.scalar.sigmoid(x[i])
+
+    x = np.ones((4, 256), np.float32)
+    flat, rows, w = x.ravel(), np.ones((8, 300), np.float32), np.ones(4, np.float32)
+    k, s, p = fa.KERNELS["sigmoid"], fa.KERNELS["softmax"], fa.KERNELS["prelu"]
+    fa.ufuncs.sigmoid(flat)
+    got = {
+        "flat": zmm(k.forward["flat"][0].py_func, flat, flat.copy(), ()),
+        "flat parallel": zmm(k.forward["flat"][0].py_func, flat, flat.copy(), (), parallel=True),
+        "rows": zmm(k.backward["rows"][0].py_func, x, x, x.copy(), ()),
+        "ufunc": zmm(UFUNC_LOOPS["sigmoid"].run, flat, flat, flat.copy(), np.float32(0), np.float32(0)),
+        "softmax": zmm(s.rowwise["forward_tails"][0].py_func, rows, rows.copy(), 8),
+        "prelu": zmm(p.channel["forward"][0].py_func, x, w, x.copy(), 64),
+        "user": zmm(users_loop, flat, flat.copy()),
+    }
+    print(json.dumps(got))
+""")
+
+
+@pytest.mark.skipif(not (platform.machine() in ("x86_64", "AMD64") and _host_has_avx512f()),
+                    reason="compiles for an AVX-512 CPU and runs the code")
+def test_full_vector_width_on_intel_avx512_for_the_kernels_only(tmp_path):
+    """On Intel's AVX-512 server CPUs LLVM prefers 256-bit vectors; the kernels' loops ask
+    for 512 bits per function (ymm only before), the user's own numba code keeps LLVM's
+    choice (no zmm), in the same process."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), NUMBA_CPU_NAME="skylake-avx512")
+    env.pop("NUMBA_CPU_FEATURES", None)
+    out = subprocess.run([sys.executable, "-c", FULL_WIDTH], env=env, capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got.pop("user") == 0, got
+    assert all(n > 0 for n in got.values()), f"loops without zmm: {got}"

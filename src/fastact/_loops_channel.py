@@ -9,6 +9,7 @@ from numba import prange
 from numba.extending import register_jitable
 
 from ._cache import _cached_njit
+from ._loops_map import full_width, narrow
 
 # --- channel-wise loops (prelu) -------------------------------------------------------
 # The input is viewed in 2-D, in one of two ways:
@@ -29,6 +30,7 @@ _SUM_BLOCK = 4096  # terms summed by one vectorised pass before compensated accu
 def _sum_reassociated(a):
     # Reassociation lets LLVM vectorise the sum into several partial sums: faster, and
     # no less accurate. Kept out of the kernels, whose other arithmetic must stay exact.
+    full_width()
     s = 0.0
     for i in range(a.shape[0]):
         s += a[i]
@@ -113,7 +115,7 @@ def _channel_loops(f, df, dw, token, in_place=False):
             outr = out[r, k0:k1]
             xr = outr if in_place else x[r, k0:k1]
             for k in range(xr.shape[0]):
-                outr[k] = f(xr[k], wc)
+                outr[k] = narrow(outr, f(xr[k], wc))
 
     def backward(g, x, w, out, partial, block):
         # out = g * df (grad_x), and partial[t] = sum of g * dw over task t's block, in
@@ -135,9 +137,9 @@ def _channel_loops(f, df, dw, token, in_place=False):
                 xb, ob = x[r, b0:b1], out[r, b0:b1]
                 gb = ob if in_place else g[r, b0:b1]
                 for k in range(xb.shape[0]):
-                    terms[k] = np.float64(gb[k]) * np.float64(dw(xb[k], wc))
+                    terms[k] = narrow(terms, np.float64(gb[k]) * np.float64(dw(xb[k], wc)))
                 for k in range(xb.shape[0]):
-                    ob[k] = gb[k] * gb.dtype.type(df(xb[k], wc))
+                    ob[k] = narrow(ob, gb[k] * gb.dtype.type(df(xb[k], wc)))
                 s, compensation = _neumaier_add(s, compensation, _sum_reassociated(terms[: xb.shape[0]]))
             partial[t] = _neumaier_total(s, compensation)
 
@@ -149,7 +151,7 @@ def _channel_loops(f, df, dw, token, in_place=False):
                 outr = out[i]
                 xr = outr if in_place else x[i]
                 for j in range(channels):
-                    outr[j] = f(xr[j], w[j])
+                    outr[j] = narrow(outr, f(xr[j], w[j]))
 
     def backward_columns(g, x, w, out, partial, compensation, n_row_blocks):
         # per row block and channel, in float64 with Neumaier compensation; the
@@ -165,7 +167,7 @@ def _channel_loops(f, df, dw, token, in_place=False):
                     term = np.float64(gr[j]) * np.float64(dw(xr[j], w[j]))
                     pb[j], cb[j] = _neumaier_add(pb[j], cb[j], term)
                 for j in range(channels):  # after the sums: out may be g
-                    outr[j] = gr[j] * gr.dtype.type(df(xr[j], w[j]))
+                    outr[j] = narrow(outr, gr[j] * gr.dtype.type(df(xr[j], w[j])))
 
     return forward, backward, forward_columns, backward_columns
 

@@ -9,6 +9,7 @@ from numba.core import types as nbtypes
 from numba.extending import intrinsic, register_jitable
 
 from ._loops_channel import _task_span
+from ._loops_map import full_width, narrow
 from ._math import exp
 from ._registry import inline_jitable
 
@@ -72,6 +73,7 @@ def _max_of(a, m):
     # attributes that numba does not set). Where the row holds a NaN, the value returned
     # does not matter: that element's exp(x - m) is NaN whatever m is, and it makes the
     # sum, hence every output of the row, NaN.
+    full_width()
     for k in range(a.shape[0]):
         m = _maxnum(m, a[k])
     return m
@@ -81,6 +83,7 @@ def _max_of(a, m):
 def _sum_of(a, count):
     """The sum in float64 of a[:count], over all of a (a vectorised pass of constant
     length when a is a tail buffer)."""
+    full_width()
     s = 0.0
     for k in range(a.shape[0]):
         s = _add_reassociable(s, float(a[k]) if k < count else 0.0)
@@ -130,7 +133,7 @@ inline_jitable(exp_below_max)
 def _exps_and_sum(src, dst, m, used):
     """dst = exp(src - m); the sum in float64 of dst[:used]."""
     for k in range(src.shape[0]):
-        dst[k] = exp_below_max(src[k], m)
+        dst[k] = narrow(dst, exp_below_max(src[k], m))
     return _sum_of(dst, used)
 
 
@@ -187,11 +190,11 @@ def _rowwise_loops(element, row_constant, term, grad, token, tails=False):
                     ob, eb = outr[:body], e[i]
                     m, c = maxima[i], constants[i]
                     for k in range(body):  # reads xb[k] before writing ob[k]: they may be one
-                        ob[k] = ob.dtype.type(element(xb[k], eb[k], m, c))
+                        ob[k] = narrow(ob, element(xb[k], eb[k], m, c))
                     if count:
                         xti, eti = xt[i], et[i]
                         for k in range(_TAIL):
-                            ot[k] = ot.dtype.type(element(xti[k], eti[k], m, c))
+                            ot[k] = narrow(ot, element(xti[k], eti[k], m, c))
                         _store_tail(ot, outr, body)
 
     def backward(g, y, out, rows_per_task):
@@ -229,11 +232,11 @@ def _rowwise_loops(element, row_constant, term, grad, token, tails=False):
                     yb = ob if y is None else y[b + i, :body]
                     s = sums[i]
                     for k in range(body):
-                        ob[k] = ob.dtype.type(grad(gb[k], yb[k], s))
+                        ob[k] = narrow(ob, grad(gb[k], yb[k], s))
                     if count:
                         gti, yti = gt[i], yt[i]
                         for k in range(_TAIL):
-                            ot[k] = ot.dtype.type(grad(gti[k], yti[k], s))
+                            ot[k] = narrow(ot, grad(gti[k], yti[k], s))
                         _store_tail(ot, outr, body)
 
     def forward_columns(x, out, block):
@@ -259,7 +262,7 @@ def _rowwise_loops(element, row_constant, term, grad, token, tails=False):
                 xk, ok = src[o, k, j0:j1], out[o, k, j0:j1]
                 ek = e if x is None else ok
                 for j in range(w):
-                    ek[j] = exp_below_max(xk[j], m[j])
+                    ek[j] = narrow(ek, exp_below_max(xk[j], m[j]))
                 for j in range(w):
                     s[j] += ek[j]
             for j in range(w):
@@ -268,12 +271,12 @@ def _rowwise_loops(element, row_constant, term, grad, token, tails=False):
                 xk, ok = src[o, k, j0:j1], out[o, k, j0:j1]
                 if x is None:
                     for j in range(w):
-                        e[j] = exp_below_max(xk[j], m[j])
+                        e[j] = narrow(e, exp_below_max(xk[j], m[j]))
                     for j in range(w):  # reads ok[j] before writing it
-                        ok[j] = ok.dtype.type(element(ok[j], e[j], m[j], c[j]))
+                        ok[j] = narrow(ok, element(ok[j], e[j], m[j], c[j]))
                 else:
                     for j in range(w):
-                        ok[j] = ok.dtype.type(element(xk[j], ok[j], m[j], c[j]))
+                        ok[j] = narrow(ok, element(xk[j], ok[j], m[j], c[j]))
 
     def backward_columns(g, y, out, block):
         token  # noqa: B018
@@ -292,7 +295,7 @@ def _rowwise_loops(element, row_constant, term, grad, token, tails=False):
             for k in range(n):
                 gk, yk, ok = ga[o, k, j0:j1], ya[o, k, j0:j1], out[o, k, j0:j1]
                 for j in range(w):
-                    ok[j] = ok.dtype.type(grad(gk[j], yk[j], s[j]))
+                    ok[j] = narrow(ok, grad(gk[j], yk[j], s[j]))
 
     return forward, backward, forward_columns, backward_columns
 

@@ -17,6 +17,7 @@ from numba.extending import intrinsic, register_jitable
 from numba.np.ufunc import _internal as _numba_ufunc_internal
 
 from ._cache import SOURCE_TOKEN, _keyed_cache
+from ._loops_map import narrow
 from ._math import unique_symbols
 from ._registry import Activation, inline_jitable
 
@@ -99,38 +100,38 @@ def _ufunc_scalars(fn, nparams, checks, nin, name):
 
             def run(us, vs, dst, a, b):
                 for k in range(dst.shape[0]):
-                    dst[k] = fn(vs[k])
+                    dst[k] = narrow(dst, fn(vs[k]))
 
         else:
 
             def run(us, vs, dst, a, b):
                 for k in range(dst.shape[0]):
-                    dst[k] = us[k] * fn(vs[k])
+                    dst[k] = narrow(dst, us[k] * fn(vs[k]))
 
     elif nparams == 1:
         if nin == 1:
 
             def run(us, vs, dst, a, b):
                 for k in range(dst.shape[0]):
-                    dst[k] = fn(vs[k], a)
+                    dst[k] = narrow(dst, fn(vs[k], a))
 
         else:
 
             def run(us, vs, dst, a, b):
                 for k in range(dst.shape[0]):
-                    dst[k] = us[k] * fn(vs[k], a)
+                    dst[k] = narrow(dst, us[k] * fn(vs[k], a))
 
     elif nin == 1:
 
         def run(us, vs, dst, a, b):
             for k in range(dst.shape[0]):
-                dst[k] = fn(vs[k], a, b)
+                dst[k] = narrow(dst, fn(vs[k], a, b))
 
     else:
 
         def run(us, vs, dst, a, b):
             for k in range(dst.shape[0]):
-                dst[k] = us[k] * fn(vs[k], a, b)
+                dst[k] = narrow(dst, us[k] * fn(vs[k], a, b))
 
     def ok(a, b):
         return ca(a) & _choice_ok(a, na) & cb(b) & _choice_ok(b, nb) & cross(a, b)

@@ -217,7 +217,7 @@ def _expm1_poly32(r):
     return fma(r * r, _expm1_p32(r), r)
 
 
-def _avx512_in_target(context) -> bool:
+def avx512_in_target(context) -> bool:
     return "+avx512f" in context.codegen().magic_tuple()[2].split(",")
 
 
@@ -233,7 +233,7 @@ def _scaling(split):
             return None
 
         def codegen(context, builder, signature, args):
-            if not _avx512_in_target(context):
+            if not avx512_in_target(context):
                 return context.compile_internal(builder, split, signature, args)
             i32 = ir.IntType(32)
             n = context.cast(builder, args[1], signature.args[1], types.int32)
