@@ -21,12 +21,12 @@ from . import _threading
 
 _threading.configure()  # before anything can start numba's threads
 
+# the kinds' modules, each registering its kind (_kinds.Kind) on import
+from . import _channelwise, _elementwise, _rowwise  # noqa: E402
 from . import activations as _activations  # noqa: E402  (declares into the registry)
-from ._channelwise import make_prelu  # noqa: E402
-from ._elementwise import make_backward, make_forward  # noqa: E402
 from ._kernels import Kernels as _Kernels  # noqa: E402
+from ._kinds import kind_of as _kind_of  # noqa: E402
 from ._registry import REGISTRY, Activation  # noqa: E402
-from ._rowwise import make_rowwise  # noqa: E402
 
 try:
     __version__ = version("fastact")
@@ -41,16 +41,11 @@ KERNELS: dict[str, _Kernels] = {}
 
 for _name, _act in REGISTRY.items():
     _kernels = KERNELS[_name] = _Kernels(_act)
-    if _act.kind == "channelwise":
-        _act.forward, _act.backward = make_prelu(_act, _kernels)
-    elif _act.kind == "rowwise":
-        _act.forward, _act.backward = make_rowwise(_act, _kernels)
-    else:
-        _act.forward, _act.backward = make_forward(_act, _kernels), make_backward(_act, _kernels)
+    _act.forward, _act.backward = _kind_of(_act).public_functions(_act, _kernels)
     globals()[_name] = _act.forward
     globals()[f"{_name}_backward"] = _act.backward
 
-del _name, _act, _kernels, _activations, make_backward, make_forward, make_prelu, make_rowwise
+del _name, _act, _kernels, _activations, _channelwise, _elementwise, _rowwise
 del PackageNotFoundError, version, annotations
 
 # numba initialises its compiler (about 0.25 s of imports and registrations) on the first

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ._arrays import _fortran
+from ._kinds import kind_of
 
 CHUNK_BYTES = 1 << 26  # 64 MiB of input per chunk: large enough for the parallel kernels
 
@@ -84,12 +85,7 @@ def _open(path: Path, what: str, mode: str = "r") -> np.memmap:
 def _params(act: Any, items: list[str]) -> dict[str, Any]:
     """--param NAME=VALUE, as the activation's parameters (a choice by name, others as floats)."""
     declared = {p.name: p for p in act.params}
-    if act.kind == "rowwise":
-        declared_names = ["axis"]
-    elif act.kind == "channelwise":
-        declared_names = ["weight", "axis"]
-    else:
-        declared_names = list(declared)
+    declared_names = kind_of(act).apply_params(act)
     out: dict[str, Any] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -108,7 +104,7 @@ def _params(act: Any, items: list[str]) -> dict[str, Any]:
                 out[name] = value if p.choices else float(value)
         except ValueError:
             raise ApplyError(f"--param {item!r}: {value!r} is not a number") from None
-    required = ["weight"] if act.kind == "channelwise" else [p.name for p in act.params if p.required]
+    required = kind_of(act).apply_required(act)
     missing = [n for n in required if n not in out]
     if missing:
         example = {"weight": "0.25 (one slope) or --param weight=0.1,0.2,... (one per channel)"}
@@ -214,22 +210,18 @@ def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: P
         if target is not None:
             _check_target(target, what)
 
-    if weight_grad is not None and not (act.kind == "channelwise" and g is not None):
+    kind = kind_of(act)
+    if weight_grad is not None and not (kind.has_weight_grad and g is not None):
         raise ApplyError("--weight-grad is for prelu with --backward only")
+    if kind.has_weight_grad and g is not None and weight_grad is None:
+        raise ApplyError(f"{name} --backward also computes the weight's gradient: give --weight-grad FILE.npy")
     fn = getattr(fa, f"{name}_backward" if g is not None else name)
-    rowwise = act.kind != "elementwise"
-    if rowwise:
-        # whole rows (or, for prelu, whole leading slices) per chunk, so that every chunk
-        # is a complete, independent call
-        if act.kind == "channelwise" and g is not None and weight_grad is None:
-            raise ApplyError("prelu --backward also computes the weight's gradient: give --weight-grad FILE.npy")
-        axis = kw.get("axis", -1 if act.kind == "rowwise" else 1)
-        if x.ndim and not x.flags.c_contiguous:
-            raise ApplyError(f"{name}: the file must be in C order")
-        if act.kind == "rowwise" and x.ndim and axis % x.ndim != x.ndim - 1:
-            raise ApplyError(f"{name}: apply runs along the last axis only (axis=-1)")
-        if act.kind == "channelwise" and x.ndim >= 2 and axis % x.ndim == 0:
-            raise ApplyError("prelu: apply splits the file along axis 0, which cannot be the channel axis")
+    try:
+        # None: the flat elements; else the view whose leading axis is cut, so that every
+        # chunk is a complete, independent call (whole rows, whole leading slices)
+        splitter = kind.apply_split(name, x, kw)
+    except ValueError as e:
+        raise ApplyError(str(e)) from None
 
     weight_total: list[np.ndarray] = []  # prelu's weight gradient, summed over the chunks in float64
 
@@ -244,11 +236,7 @@ def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: P
         return grad_x
 
     def split(a: np.ndarray) -> np.ndarray:
-        """The view that is cut into chunks: whole rows (softmax: a 1-D file is one row),
-        whole leading slices (prelu), or the flat elements."""
-        if not (rowwise and a.ndim):
-            return _flat(a)
-        return a.reshape(-1, a.shape[-1]) if act.kind == "rowwise" else a
+        return _flat(a) if splitter is None or not a.ndim else splitter(a)
 
     xs, gs = split(x), None if g is None else split(g)
     # check everything on one element (one row, one leading slice) before writing anything

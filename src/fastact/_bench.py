@@ -41,9 +41,8 @@ import numpy as np
 from numba import njit, prange
 
 from . import ACTIVATIONS
+from ._kinds import kind_of
 
-PRELU_CHANNELS = 8
-ROW_LENGTH = 1024  # softmax and log_softmax: rows of this many elements along the last axis
 MODES = ("into", "in place", "new")
 IN_CACHE_SIZE = 1 << 15  # 128 KiB of float32 per array: in L2 on every CPU of the machine kind
 
@@ -113,11 +112,11 @@ def cases(
     (a row-wise backward always works from y: its "backward" is that one)."""
     for name in names or list(ACTIVATIONS):
         act = ACTIVATIONS[name]
-        params = act.example_params if act.kind == "elementwise" else ()
+        params = act.example_params
         for dtype in dtypes:
             for size in sizes:
                 for direction in directions:
-                    if direction == FROM_Y and not (act.kind == "elementwise" and act.supports_y):
+                    if direction == FROM_Y and not (act.supports_y and not kind_of(act).backward_from_y_only):
                         continue
                     for mode in modes:
                         yield Case(name, direction, mode, np.dtype(dtype), size, params, threads)
@@ -148,19 +147,15 @@ class Runners:
         self.case = case
         n, dt = case.size, case.dtype
         self.act = act = ACTIVATIONS[case.name]
-        if act.kind == "channelwise":
-            shape: tuple[int, ...] = (1, PRELU_CHANNELS, n // PRELU_CHANNELS)
-        elif act.kind == "rowwise":
-            shape = (n // min(n, ROW_LENGTH), min(n, ROW_LENGTH))
-        else:
-            shape = (n,)
-        self.rowwise = act.kind == "rowwise"
+        self.kind = kind = kind_of(act)
+        shape = kind.bench_shape(n)
+        self.rowwise = kind.backward_from_y_only
         self.x0 = _inputs(shape, dt, seed, 3.0)
         self.g = _inputs(shape, dt, seed + 1, 1.0)
         self.x = self.x0.copy()
         self.gbuf = self.g.copy()
         self.out = np.ones(shape, dt)  # an existing output, its pages already touched
-        self.weight = np.linspace(0.05, 0.4, PRELU_CHANNELS).astype(dt)
+        self.args = kind.bench_args(case.params, dt)  # the public functions' arguments after x
         # a row-wise backward works from the forward's output, as a training step has it
         self.from_y = self.rowwise or case.direction == FROM_Y
         self.y = act.forward(self.x0, *self._params()) if self.from_y else None
@@ -170,12 +165,12 @@ class Runners:
         np.copyto(self.gbuf, self.g)
 
     def _params(self) -> tuple:
-        return (self.weight,) if self.act.kind == "channelwise" else self.case.params
+        return self.args
 
     def fastact(self) -> Callable[[], Any]:
         act, case = self.act, self.case
         p = self._params()
-        kw = {"axis": -1} if self.rowwise else {}
+        kw = self.kind.bench_kwargs
         if case.direction == "forward":
             x = self.x if case.in_place else self.x0
             out = {"into": self.out, "in place": self.x, "new": None}[case.mode]
@@ -192,16 +187,13 @@ class Runners:
         act, case = self.act, self.case
         if act.numpy is None or case.direction == FROM_Y or case.mode != "new":
             return None  # the natural expression allocates; none is declared from y
-        p = self._params()
-        if act.kind == "channelwise":
-            p = (self.weight.reshape(1, -1, 1),)
+        p = self.kind.bench_numpy_args(self.args)
         if case.direction == "forward":
             f, x = act.numpy, self.x0
             return lambda: f(x, *p)
         fg, g, v = act.numpy_grad, self.g, (self.y if self.rowwise else self.x0)
-        if act.kind == "channelwise":  # prelu_backward's two results: grad_x is the first
-            fg = functools.partial(_first, fg)
-        return lambda: fg(g, v, *p)
+        first = self.kind.bench_first_result
+        return lambda: first(fg(g, v, *p))
 
     def torch(self) -> Callable[[], Any] | None:
         try:
@@ -214,9 +206,7 @@ class Runners:
         if op is None or (not forward and ("y" if self.from_y else "x") not in act.torch_grad_from):
             return None
         aten = torch.ops.aten
-        # prelu: PyTorch's kernel takes the weight shaped to broadcast along the channel axis
-        p: tuple = (torch.from_numpy(self.weight).reshape(1, -1, 1),) if act.kind == "channelwise" else (
-            (-1,) if self.rowwise else case.params)
+        p = self.kind.bench_torch_args(self.args)
         # PyTorch's tensors own copies (the inputs are read-only arrays, which torch warns about)
         x = torch.from_numpy(self.x) if case.in_place and forward else torch.from_numpy(self.x0.copy())
         if forward:
@@ -254,12 +244,6 @@ class Runners:
             return (lambda: copy_pass(x, np.empty_like(x))) if new else (lambda: copy_pass(x, out))
         g = self.g.reshape(-1)
         return (lambda: three_array_pass(g, x, np.empty_like(x))) if new else (lambda: three_array_pass(g, x, out))
-
-
-def _first(f: Callable[..., Any], *args: Any) -> Any:
-    """The first of f's results, where f returns a tuple (grad_x of prelu's gradients)."""
-    result = f(*args)
-    return result[0] if isinstance(result, tuple) else result
 
 
 def time_calls(fns: dict[str, Callable[[], Any]], restore: Callable[[], None] | None,

@@ -28,8 +28,9 @@ from ._arrays import (
     parallel_min_size,
     result_dtype,
 )
-from ._docs import _ARRAY, _OUT, _backward_doc, _forward_doc, _named
+from ._docs import _ARRAY, _OUT, EXAMPLE_WEIGHT, _backward_doc, _forward_doc, _named
 from ._kernels import Kernels
+from ._kinds import Kind
 from ._loops_channel import channel_totals_columns, channel_totals_rows
 from ._registry import Activation
 
@@ -278,3 +279,103 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         return_annotation="tuple[numpy.ndarray, numpy.ndarray]",
     )
     return _named(prelu, fname, _forward_doc(act)), _named(prelu_backward, bname, _backward_doc(act))
+
+
+class Channelwise(Kind):
+    """A scalar function of each element and its channel's weight, an array along an
+    axis (prelu); the backward also gives the weight's gradient."""
+
+    name = "channelwise"
+    torch_adapter = "fastact._torch_channelwise"
+    example_x = "np.array([[-2.0, 1.5], [-1.0, 0.5]])"
+    example_setup = (f">>> weight = {EXAMPLE_WEIGHT}",)
+    x_doc = "x : array_like\n    The forward's input.\n"
+    has_weight_grad = True
+
+    def public_functions(self, act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        return make_prelu(act, kernels)
+
+    def warm(self, act: Activation, kernels: Kernels, layouts: list[np.ndarray]) -> None:
+        w = np.linspace(0.1, 0.2, 4, dtype=layouts[0].dtype)
+        for x in layouts:
+            for shape, axis in (((4, -1), 0), ((-1, 4), 1)):  # the rows and the columns form
+                x2 = x[: x.shape[0] // 4 * 4].reshape(shape)
+                act.forward(x2, w, axis=axis)
+                act.backward(x2, x2, w, axis=axis)
+                buf = np.ascontiguousarray(x2)
+                act.forward(buf, w, axis=axis, out=buf)  # the in-place variants
+                act.backward(buf, x2, w, axis=axis, out=buf)
+
+    def kernel_params(self, act: Activation) -> int:
+        return 1  # the weight
+
+    example_ones = "np.ones((2, 2))"
+
+    def scalar_example(self, act: Activation) -> tuple[str, list[str], int]:
+        return "-2.0", ["0.25"], 0  # the array example's x[0, 0], with weight[0]
+
+    def scalar_params_doc(self, act: Activation) -> str:
+        return "weight : float\n    The slope for v <= 0.\n"
+
+    def ufunc_inputs(self, act: Activation) -> tuple[list[str], str, str]:
+        # the weight broadcasts against x as any ufunc input does: along x's last axis,
+        # not along an axis= of fa.prelu's
+        return (["weight"], "weight : array_like\n    The slopes, broadcast against x (one per column of a 2-D x).\n",
+                " The weight's gradient, a sum over elements, is not a ufunc: use fa.prelu_backward.")
+
+    ufunc_inputs_phrase = "weight is an input"
+
+    def ufunc_example_args(self, act: Activation) -> str:
+        return ", weight"
+
+    def ufunc_example_grad(self, act: Activation) -> str:
+        printed = act.examples[1]  # (grad_x, grad_weight): the ufunc gives grad_x
+        return printed[1:printed.index(")") + 1] if printed.startswith("(") else printed
+
+    def params_doc(self, act: Activation) -> str:
+        return ("weight : array_like\n    One slope, or one per channel (x.shape[axis] elements).\n"
+                "axis : int, default 1\n    The channel axis. A 0-d or 1-D x has a single channel.\n")
+
+    def example_args(self, act: Activation) -> str:
+        return ", weight"
+
+    def backward_example(self, act: Activation, args: str, printed: str) -> list[str]:
+        return [f">>> fa.{act.name}_backward({self.example_ones}, x{args})  # (grad_x, grad_weight)", printed]
+
+    def backward_summary(self, act: Activation) -> str:
+        return ("Returns (grad_x, grad_weight): grad_output * df/dx, and grad_output * df/dweight summed "
+                "over every axis but the channel axis (accumulated in float64).")
+
+    def apply_params(self, act: Activation) -> list[str]:
+        return ["weight", "axis"]
+
+    def apply_required(self, act: Activation) -> list[str]:
+        return ["weight"]
+
+    def apply_split(self, function: str, x: np.ndarray, kw: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+        # whole leading slices per chunk, so that every chunk is a complete call
+        axis = kw.get("axis", 1)
+        if x.ndim and not x.flags.c_contiguous:
+            raise ValueError(f"{function}: the file must be in C order")
+        if x.ndim >= 2 and axis % x.ndim == 0:
+            raise ValueError(f"{function}: apply splits the file along axis 0, which cannot be the channel axis")
+        return lambda a: a
+
+    bench_channels = 8
+
+    def bench_shape(self, n: int) -> tuple[int, ...]:
+        return (1, self.bench_channels, n // self.bench_channels)
+
+    def bench_args(self, params: tuple, dtype: np.dtype) -> tuple:
+        return (np.linspace(0.05, 0.4, self.bench_channels).astype(dtype),)  # the weight
+
+    def bench_numpy_args(self, args: tuple) -> tuple:
+        return (args[0].reshape(1, -1, 1),)  # the natural expression broadcasts it along axis 1
+
+    def bench_torch_args(self, args: tuple) -> tuple:
+        import torch
+
+        return (torch.from_numpy(args[0]).reshape(1, -1, 1),)  # PyTorch's kernel takes it so
+
+    def bench_first_result(self, result: Any) -> Any:
+        return result[0]  # grad_x (the NumPy peer also returns the weight's gradient)

@@ -43,6 +43,7 @@ from ._arrays import (
 )
 from ._docs import _ARRAY, _OUT, _backward_doc, _forward_doc, _named
 from ._kernels import Kernels
+from ._kinds import Kind
 from ._registry import Activation
 
 # --- the public functions -----------------------------------------------------------------
@@ -349,3 +350,36 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
         return_annotation="numpy.ndarray | numpy.floating",
     )
     return _named(backward, name, _backward_doc(act))
+
+
+class Elementwise(Kind):
+    """A scalar function of each element, with float parameters (relu ... gelu)."""
+
+    name = "elementwise"
+    torch_adapter = "fastact._torch_elementwise"
+
+    def public_functions(self, act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        return make_forward(act, kernels), make_backward(act, kernels)
+
+    def warm(self, act: Activation, kernels: Kernels, layouts: list[np.ndarray]) -> None:
+        p = act.example_params
+        buf = layouts[0].copy()  # the serial loops' in-place specialisations (x=None, g=None)
+        act.forward(buf, *p, out=buf)
+        act.backward(buf, layouts[0], *p, out=buf)
+        for x in layouts:
+            act.forward(x, *p)
+            act.backward(x, x, *p)
+            if act.supports_y:
+                act.backward(x, y=x, **dict(zip(act.param_names, p, strict=True)))
+        kernels.ufunc, kernels.backward_ufunc  # noqa: B018 -- built on first access
+        if act.supports_y:
+            kernels.backward_from_y_ufunc  # noqa: B018
+
+    def backward_example(self, act: Activation, args: str, printed: str) -> list[str]:
+        name = act.name
+        lines = [f">>> fa.{name}_backward({self.example_ones}, x{args})  # f'(x)", printed]
+        values = act.validate(name, act.example_params)
+        if act.supports_y and (act.y_ok is None or act.y_ok(*values)):
+            lines += [f">>> fa.{name}_backward({self.example_ones}, y=fa.{name}(x{args}){args})  # the same, from y",
+                      printed]
+        return lines

@@ -8,6 +8,7 @@ from functools import cached_property
 import numpy as np
 
 from ._cache import SOURCE_TOKEN, _jit_variants
+from ._kinds import kind_of
 from ._loops_channel import _channel_loops, _channel_loops_in_place
 from ._loops_map import _chain_loops, _map_loops
 from ._loops_rows import _rowwise_loops, _rowwise_tail_loops
@@ -63,7 +64,7 @@ class Kernels:
     # ufuncs: fa.ufuncs.NAME, and the path for layouts the flat and row loops do not take
     @property
     def _nparams(self) -> int:
-        return len(self.act.params) if self.act.kind == "elementwise" else 1
+        return kind_of(self.act).kernel_params(self.act)
 
     def _ufunc(self, scalar_fn, suffix: str, nin: int) -> np.ufunc:
         n = self._nparams

@@ -73,10 +73,9 @@ for _fn in (_any_value, _any_pair, _choice_ok):
 
 
 def ufunc_checks(act: Activation) -> tuple[tuple, Any]:
-    """What the ufuncs test: per parameter (predicate, number of choices), and the check
-    across two parameters."""
-    if act.kind != "elementwise":  # prelu's weight: any float
-        return ((_any_value, 0),), _any_pair
+    """What the ufuncs test: per declared parameter (predicate, number of choices), and the
+    check across two parameters. An input that is not a declared parameter (prelu's
+    weight) may be any float."""
     per_param = tuple((p.check.valid if p.check is not None else _any_value, len(p.choices)) for p in act.params)
     return per_param, (act.params_check.valid if act.params_check is not None else _any_pair)
 

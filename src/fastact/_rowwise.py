@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -32,8 +32,9 @@ from ._arrays import (
 from ._arrays import (
     normalize_axis as _normalize_axis,
 )
-from ._docs import _ARRAY, _OUT, _backward_doc, _forward_doc, _named
+from ._docs import _ARRAY, _OUT, EXAMPLE_ROW_GRAD, _backward_doc, _forward_doc, _named
 from ._kernels import Kernels
+from ._kinds import Kind
 from ._loops_rows import _COLUMN_BLOCK, _TAIL
 from ._registry import Activation
 
@@ -231,3 +232,58 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         return_annotation="numpy.ndarray | numpy.floating",
     )
     return _named(forward, fname, _forward_doc(act)), _named(backward, bname, _backward_doc(act))
+
+
+class Rowwise(Kind):
+    """Each element depends on every element of its row along an axis (softmax,
+    log_softmax); the backward works from the output y."""
+
+    name = "rowwise"
+    torch_adapter = "fastact._torch_rowwise"
+    example_x = "np.array([1.0, 2.0, 3.0])"
+    has_ufuncs = has_scalar = False  # a row is not one value
+    backward_from_y_only = True
+    bench_kwargs: ClassVar[dict[str, Any]] = {"axis": -1}
+
+    def public_functions(self, act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        return make_rowwise(act, kernels)
+
+    def warm(self, act: Activation, kernels: Kernels, layouts: list[np.ndarray]) -> None:
+        for x in layouts:
+            for axis in range(x.ndim):
+                y = act.forward(x, axis=axis)
+                act.backward(x, y=y, axis=axis)
+                buf = x.copy()
+                act.forward(buf, axis=axis, out=buf)
+
+    def kernel_params(self, act: Activation) -> int:
+        return 1  # never used: row-wise activations have no ufuncs
+
+    def params_doc(self, act: Activation) -> str:
+        return "axis : int, default -1\n    The axis along which the rows run (any axis, any layout).\n"
+
+    def backward_example(self, act: Activation, args: str, printed: str) -> list[str]:
+        return [f">>> fa.{act.name}_backward({EXAMPLE_ROW_GRAD}, y=fa.{act.name}(x))", printed]
+
+    def apply_params(self, act: Activation) -> list[str]:
+        return ["axis"]
+
+    def apply_split(self, function: str, x: np.ndarray, kw: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+        # whole rows per chunk (a 1-D file is one row)
+        axis = kw.get("axis", -1)
+        if x.ndim and not x.flags.c_contiguous:
+            raise ValueError(f"{function}: the file must be in C order")
+        if x.ndim and axis % x.ndim != x.ndim - 1:
+            raise ValueError(f"{function}: apply runs along the last axis only (axis=-1)")
+        return lambda a: a.reshape(-1, a.shape[-1])
+
+    bench_row_length = 1024  # rows of this many elements along the last axis
+
+    def bench_shape(self, n: int) -> tuple[int, ...]:
+        return (n // min(n, self.bench_row_length), min(n, self.bench_row_length))
+
+    def bench_args(self, params: tuple, dtype: np.dtype) -> tuple:
+        return ()
+
+    def bench_torch_args(self, args: tuple) -> tuple:
+        return (-1,)  # dim

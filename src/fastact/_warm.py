@@ -7,6 +7,7 @@ import numpy as np
 
 from . import ACTIVATIONS, KERNELS
 from ._arrays import PARALLEL_MIN_SIZE
+from ._kinds import kind_of
 
 
 def cache_directory() -> str:
@@ -31,38 +32,7 @@ def warm_all(progress=None, names=None) -> int:
             base = np.linspace(-3, 3, 2 * n, dtype=dtype)
             layouts = [base[:100], base[:n], base[::2], base[: 2 * n].reshape(-1, 64)[:, ::2],
                        base[:200].reshape(10, 20)[:, ::2]]
-            if act.kind == "channelwise":
-                w = np.linspace(0.1, 0.2, 4, dtype=dtype)
-                for x in layouts:
-                    for shape, axis in (((4, -1), 0), ((-1, 4), 1)):  # the rows and the columns form
-                        x2 = x[: x.shape[0] // 4 * 4].reshape(shape)
-                        act.forward(x2, w, axis=axis)
-                        act.backward(x2, x2, w, axis=axis)
-                        buf = np.ascontiguousarray(x2)
-                        act.forward(buf, w, axis=axis, out=buf)  # the in-place variants
-                        act.backward(buf, x2, w, axis=axis, out=buf)
-                continue
-            if act.kind == "rowwise":
-                for x in layouts:
-                    for axis in range(x.ndim):
-                        y = act.forward(x, axis=axis)
-                        act.backward(x, y=y, axis=axis)
-                        buf = x.copy()
-                        act.forward(buf, axis=axis, out=buf)
-                continue
-            p = act.example_params
-            buf = layouts[0].copy()  # the serial loops' in-place specialisations (x=None, g=None)
-            act.forward(buf, *p, out=buf)
-            act.backward(buf, layouts[0], *p, out=buf)
-            for x in layouts:
-                act.forward(x, *p)
-                act.backward(x, x, *p)
-                if act.supports_y:
-                    act.backward(x, y=x, **dict(zip(act.param_names, p, strict=True)))
-            k = KERNELS[name]
-            k.ufunc, k.backward_ufunc  # noqa: B018 -- built on first access
-            if act.supports_y:
-                k.backward_from_y_ufunc  # noqa: B018
+            kind_of(act).warm(act, KERNELS[name], layouts)
     count = 0
     for k in (KERNELS[name] for name in names):
         for loops in (v for v in vars(k).values() if isinstance(v, dict)):

@@ -14,6 +14,7 @@ from numba import njit
 
 from . import REGISTRY
 from ._docs import example_numbers
+from ._kinds import kind_of
 from ._registry import Activation
 
 __all__: list[str] = []
@@ -21,18 +22,8 @@ __all__: list[str] = []
 
 def _doc(act: Activation, grad: bool) -> str:
     """Formula, derivative, parameters and a doctest, as the array functions' docstrings."""
-    if act.kind == "channelwise":
-        v, params, pick = "-2.0", ["0.25"], 0  # the array example's x[0, 0], with weight[0]
-        listed = "weight : float\n    The slope for v <= 0.\n"
-    else:
-        v, pick = "1.5", 2  # the array example's x[2]
-        # as the scalar functions take them: a choice (gelu's approximate) by its index
-        params = [repr(v) for v in act.validate(act.name, act.example_params)]
-        listed = "".join(
-            f"{p.name} : float\n" + ("    " + " or ".join(f"{i}.0 for {c!r}" for i, c in enumerate(p.choices)) + "\n"
-                                      if p.choices else "")
-            for p in act.params
-        )
+    v, params, pick = kind_of(act).scalar_example(act)
+    listed = kind_of(act).scalar_params_doc(act)
     value = example_numbers(act.examples[1 if grad else 0])[pick]
     call = f"fa.scalar.{act.name}{'_grad' if grad else ''}({', '.join([v, *params])})"
     if grad:
@@ -45,7 +36,7 @@ def _doc(act: Activation, grad: bool) -> str:
 
 
 for _name, _act in REGISTRY.items():
-    if _act.kind == "rowwise":  # softmax and log_softmax need a whole row
+    if not kind_of(_act).has_scalar:  # softmax and log_softmax need a whole row
         continue
     for _suffix, _fn in (("", _act.forward_scalar), ("_grad", _act.grad_scalar)):
         _dispatcher = njit(inline="always", cache=False, error_model="numpy")(_fn)

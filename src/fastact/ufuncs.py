@@ -15,56 +15,36 @@ from __future__ import annotations
 import numpy as np
 
 from . import KERNELS, REGISTRY
-from ._docs import EXAMPLE_WEIGHT, EXAMPLE_X
+from ._kinds import kind_of
 from ._registry import Activation
 
 
-def _doc(act: Activation, kind: str, name: str) -> str:
+def _doc(act: Activation, suffix: str, name: str) -> str:
     """The ufunc's signature, formula, derivative, inputs and a doctest (NumPy 2's ufuncs
     take a docstring; the default is the bare signature)."""
-    channelwise = act.kind == "channelwise"
-    # the inputs after x: the parameters, or prelu's weight (which broadcasts against x as
-    # any ufunc input does: along x's last axis, not along an axis= of fa.prelu's)
-    extra = ["weight"] if channelwise else list(act.param_names)
-    if channelwise:
-        args, x, printed_grad = ", weight", EXAMPLE_X["channelwise"], _first_array(act.examples[1])
-    else:
-        # as the ufuncs take them: a choice (gelu's approximate) by its index
-        args = "".join(f", {v!r}" for v in act.validate(act.name, act.example_params))
-        x, printed_grad = EXAMPLE_X["elementwise"], act.examples[1]
-    first = {"": "x", "_backward": "grad_output, x", "_backward_from_y": "grad_output, y"}[kind]
+    kind = kind_of(act)
+    extra, inputs_doc, note = kind.ufunc_inputs(act)
+    args, x, ones = kind.ufunc_example_args(act), kind.example_x, kind.example_ones
+    first = {"": "x", "_backward": "grad_output, x", "_backward_from_y": "grad_output, y"}[suffix]
     choices = "".join(f" {p.name}: " + ", ".join(f"{i}.0 = {c!r}" for i, c in enumerate(p.choices)) + "."
                       for p in act.params if p.choices)
     what = {"": "The activation", "_backward": "grad_output * f'(x)",
-            "_backward_from_y": "grad_output * f'(x), from y = f(x)"}[kind]
-    ones = "np.ones((2, 2))" if channelwise else "np.ones(3)"
+            "_backward_from_y": "grad_output * f'(x), from y = f(x)"}[suffix]
     call = {"": f"fa.ufuncs.{name}(x{args})", "_backward": f"fa.ufuncs.{name}({ones}, x{args})",
-            "_backward_from_y": f"fa.ufuncs.{name}({ones}, fa.ufuncs.{act.name}(x{args}){args})"}[kind]
-    printed = act.examples[0] if kind == "" else printed_grad
-    inputs = "".join(f"{n} : array_like\n" for n in first.split(", "))
-    if channelwise:
-        inputs += "weight : array_like\n    The slopes, broadcast against x (one per column of a 2-D x).\n"
-        note = " The weight's gradient, a sum over elements, is not a ufunc: use fa.prelu_backward."
-    else:
-        inputs += "".join(f"{p.name} : float or array_like\n" for p in act.params)
-        note = (" Invalid parameter values (as fa." + act.name + " would refuse them) give NaN and NumPy's "
-                "invalid-value RuntimeWarning, as NumPy's own ufuncs do for a domain error.") if act.params else ""
+            "_backward_from_y": f"fa.ufuncs.{name}({ones}, fa.ufuncs.{act.name}(x{args}){args})"}[suffix]
+    printed = act.examples[0] if suffix == "" else kind.ufunc_example_grad(act)
+    inputs = "".join(f"{n} : array_like\n" for n in first.split(", ")) + inputs_doc
     inputs += "out, where, casting, order, dtype, subok\n    As for any NumPy ufunc.\n"
-    setup = f">>> x = {x}\n" + (f">>> weight = {EXAMPLE_WEIGHT}\n" if channelwise else "")
+    setup = "".join(line + "\n" for line in (f">>> x = {x}", *kind.example_setup))
     return (
         f"{name}({first}{', ' if extra else ''}{', '.join(extra)}, /, out=None, *, where=True, casting='same_kind', "
         f"order='K', dtype=None, subok=True)\n\n{what}, as a NumPy ufunc (float32 and float64 loops; the "
-        f"{'weight is an input' if channelwise else 'parameters are inputs'} and broadcast).{choices}{note}\n\n"
+        f"{kind.ufunc_inputs_phrase} and broadcast).{choices}{note}\n\n"
         f"{act.formula}\n\nDerivative: {act.derivative}.\n\n"
         f"Parameters\n----------\n{inputs}\n"
         f"Examples\n--------\n>>> import numpy as np, fastact as fa\n{setup}"
         f">>> {call}\n{printed}\n"
     )
-
-
-def _first_array(printed: str) -> str:
-    """The first array of a printed tuple of arrays ("(array(...), array(...))")."""
-    return printed[1:printed.index(")") + 1] if printed.startswith("(") else printed
 
 
 def _lookup(name: str) -> np.ufunc | None:
@@ -73,7 +53,7 @@ def _lookup(name: str) -> np.ufunc | None:
         if suffix and not name.endswith(suffix):
             continue
         act = REGISTRY.get(base)
-        if act is None or act.kind == "rowwise":  # softmax is not element-wise
+        if act is None or not kind_of(act).has_ufuncs:  # softmax is not element-wise
             return None
         if attr == "backward_from_y_ufunc" and not act.supports_y:
             return None
@@ -97,7 +77,7 @@ def __getattr__(name: str) -> np.ufunc:
 def __dir__() -> list[str]:
     names = []
     for name, act in REGISTRY.items():
-        if act.kind == "rowwise":
+        if not kind_of(act).has_ufuncs:
             continue
         names += [name, f"{name}_backward"] + ([f"{name}_backward_from_y"] if act.supports_y else [])
     return sorted(names)

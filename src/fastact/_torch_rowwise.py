@@ -1,0 +1,139 @@
+"""fastact.torch for softmax and log_softmax: operators along a dim, with batching rules
+that move the batch dimension first, autograd Functions whose backward (from the saved
+output) is differentiable to any order, the functional and the torch.nn module's forward."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ._registry import Activation
+from ._torch_ops import (
+    autograd_fn,
+    batch_front,
+    batched,
+    class_name,
+    custom_op,
+    fast_path,
+    like_broadcast,
+    tensor,
+    torch_class,
+    view,
+)
+
+EXAMPLE_SHAPE = (3,)
+
+
+def _softmax_second(backward: Any, g: torch.Tensor, y: torch.Tensor, w: torch.Tensor, dim: int) -> tuple:
+    # grad_x = y g - y sum(y g) is symmetric in g: its vjp in g is itself; in y,
+    # w g - w sum(y g) - g sum(w y)
+    dg = backward.apply(w, y, dim)
+    dy = w * g - w * (y * g).sum(dim, keepdim=True) - g * (w * y).sum(dim, keepdim=True)
+    return dg, dy
+
+
+def _log_softmax_second(backward: Any, g: torch.Tensor, y: torch.Tensor, w: torch.Tensor, dim: int) -> tuple:
+    # grad_x = g - exp(y) sum(g): vjp in g, w - sum(w exp(y)); in y, -sum(g) w exp(y)
+    e = y.exp()
+    return w - (w * e).sum(dim, keepdim=True), -g.sum(dim, keepdim=True) * w * e
+
+
+# the vector-Jacobian products of the row-wise backward (grad, y) -> grad_x, as PyTorch
+# operations: differentiable again, to any order
+_ROW_SECOND = {"softmax": _softmax_second, "log_softmax": _log_softmax_second}
+
+
+def make(act: Activation) -> tuple[type[torch.autograd.Function], Callable[..., torch.Tensor]]:
+    name = act.name
+    cls = class_name(name)
+
+    def forward_impl(x: torch.Tensor, dim: int) -> torch.Tensor:
+        return tensor(act.forward(view(x), axis=dim))
+
+    def backward_impl(g: torch.Tensor, y: torch.Tensor, dim: int) -> torch.Tensor:
+        return tensor(act.backward(view(g), y=view(y), axis=dim))
+
+    def batched_dim(t: torch.Tensor, dim: int) -> int:
+        return dim % (t.dim() - 1) + 1  # t has its batch dimension first
+
+    forward_op = custom_op(name, "(Tensor x, int dim) -> Tensor", forward_impl, lambda x, dim: torch.empty_like(x))
+    backward_op = custom_op(f"{name}_backward", "(Tensor grad, Tensor y, int dim) -> Tensor", backward_impl,
+                            lambda g, y, dim: like_broadcast(g, y))
+
+    def vmap_forward(info: Any, in_dims: tuple, x: torch.Tensor, dim: int) -> tuple[torch.Tensor, int]:
+        x = x.movedim(in_dims[0], 0)
+        if x.dim() == 1:  # rows of one element each
+            return forward_op(x.unsqueeze(1), 1).squeeze(1), 0
+        return forward_op(x, batched_dim(x, dim)), 0
+
+    def vmap_backward(info: Any, in_dims: tuple, g: torch.Tensor, y: torch.Tensor, dim: int) -> tuple:
+        g, y = batch_front(info, in_dims, (g, y))
+        shape = torch.broadcast_shapes(g.shape, y.shape)
+        g, y = g.expand(shape), y.expand(shape)
+        if len(shape) == 1:
+            return backward_op(g.unsqueeze(1), y.unsqueeze(1), 1).squeeze(1), 0
+        return backward_op(g, y, batched_dim(y, dim)), 0
+
+    batched(forward_op, vmap_forward)
+    batched(backward_op, vmap_backward)
+    second = _ROW_SECOND[name]
+
+    def backward_setup(ctx: Any, inputs: tuple, output: Any) -> None:
+        ctx.dim = inputs[2]
+        ctx.save_for_backward(inputs[0], inputs[1])
+
+    def backward_backward(ctx: Any, w: torch.Tensor) -> tuple[Any, ...]:
+        g, y = ctx.saved_tensors
+        return (*second(Backward, g, y, w, ctx.dim), None)
+
+    Backward = autograd_fn(cls + "Backward",
+                           f"{name}'s backward from its output: apply(grad, y, dim); differentiable.",
+                           lambda g, y, dim: backward_op(g, y, dim), backward_setup, backward_backward)
+
+    def forward_setup(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+        ctx.dim = inputs[1]
+        ctx.save_for_backward(output)
+
+    def forward_backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (y,) = ctx.saved_tensors
+        if torch.compiler.is_compiling():
+            return backward_op(g, y, ctx.dim), None
+        return Backward.apply(g, y, ctx.dim), None
+
+    function = autograd_fn(cls + "Function", f"torch.autograd.Function for {name}: apply(x, dim); the backward uses "
+                           "the saved output.", lambda x, dim: forward_op(x, dim), forward_setup, forward_backward)
+    torch_fn = getattr(F, name)
+
+    def functional(input: torch.Tensor, dim: int | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+        # dim=None is PyTorch's deprecated implicit choice (with its warning) and dtype= casts
+        # first: both are PyTorch's to do
+        if dim is None or dtype is not None or not fast_path(input):
+            return torch_fn(input, dim=dim, dtype=dtype)
+        return function.apply(input, dim)
+
+    return function, functional
+
+
+def module_base(act: Activation) -> type[torch.nn.Module]:
+    cls = torch_class(act.name)
+    if cls is None:
+        raise LookupError(f"torch.nn has no module for {act.name}")
+    return cls
+
+
+def module_forward(act: Activation, functional: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    def forward(self: Any, input: torch.Tensor) -> torch.Tensor:
+        return functional(input, self.dim)
+
+    return forward
+
+
+def call_example(act: Activation) -> str:
+    return f"ft.{act.name}(x, dim=0)"
+
+
+def module_example(act: Activation, cls_name: str) -> tuple[str, str]:
+    return "", f"ft.{cls_name}(dim=0)(x)"
