@@ -1,7 +1,8 @@
-"""float16 through the element-wise kernels in one pass: each result is the float32
-result rounded once to float16 (the float32 results are held to their references by
-test_elementwise.py and test_accuracy_dense.py), on every one of the 65,536 float16
-values, into new memory, into out=, in place, serial and parallel."""
+"""16-bit floats through the element-wise kernels in one pass: float16, and bfloat16
+(ml_dtypes) where installed. Each result is the float32 result rounded once to the 16-bit
+type (the float32 results are held to their references by test_elementwise.py and
+test_accuracy_dense.py), on every one of the 65,536 values of each, into new memory, into
+out=, in place, serial and parallel."""
 
 from __future__ import annotations
 
@@ -13,32 +14,48 @@ from fastact._arrays import PARALLEL_MIN_SIZES, half_kernels
 
 from .conftest import ELEMENTWISE
 
+try:
+    import ml_dtypes
+except ImportError:  # bfloat16's tests skip
+    ml_dtypes = None
+
 F16, F32 = np.float16, np.float32
-EVERY = np.arange(1 << 16, dtype=np.uint16).view(F16)  # every float16, NaNs and infinities included
-assert EVERY.size >= PARALLEL_MIN_SIZES[np.dtype(F32), "forward"]  # the parallel path; EVERY[:999] the serial one
+BF16 = ml_dtypes.bfloat16 if ml_dtypes is not None else None
+HALVES = [pytest.param(F16, id="float16"),
+          pytest.param(BF16, id="bfloat16", marks=pytest.mark.skipif(BF16 is None, reason="needs ml_dtypes"))]
+assert 1 << 16 >= PARALLEL_MIN_SIZES[np.dtype(F32), "forward"]  # the parallel path; the first 999 the serial one
+
+
+def every(dtype):
+    """Every value of a 16-bit float type, NaNs and infinities included."""
+    return np.arange(1 << 16, dtype=np.uint16).view(dtype)
 
 
 def same(got, want):
-    assert got.dtype == F16
+    assert got.dtype == want.dtype and got.dtype.itemsize == 2
     bits_equal = got.view(np.uint16) == want.view(np.uint16)
-    ok = bits_equal | (np.isnan(got) & np.isnan(want))
-    assert ok.all(), f"{np.count_nonzero(~ok)} differ, first at x = {EVERY[~ok][:3]}: {got[~ok][:3]} vs {want[~ok][:3]}"
+    ok = bits_equal | (np.isnan(got.astype(F32)) & np.isnan(want.astype(F32)))
+    x = every(got.dtype)
+    assert ok.all(), f"{np.count_nonzero(~ok)} differ, first at x = {x[:ok.size][~ok][:3]}: {got[~ok][:3]} vs " \
+                     f"{want[~ok][:3]}"
 
 
-def rounded(values32):
-    with np.errstate(over="ignore"):
-        return values32.astype(F16)
+def rounded(values32, dtype=F16):
+    with np.errstate(over="ignore", invalid="ignore"):
+        return values32.astype(dtype)
 
 
+@pytest.mark.parametrize("half", HALVES)
 @pytest.mark.parametrize("name", ELEMENTWISE)
-def test_every_float16_is_the_float32_result_rounded_once(name):
+def test_every_16_bit_value_is_the_float32_result_rounded_once(name, half):
     act = fa.ACTIVATIONS[name]
     p = act.example_params
     f, fb = getattr(fa, name), getattr(fa, f"{name}_backward")
-    g = np.random.default_rng(3).normal(size=EVERY.size).astype(F16)
-    want = rounded(f(EVERY.astype(F32), *p))
-    want_b = rounded(fb(g.astype(F32), EVERY.astype(F32), *p))
-    for x, w, gx, wb in ((EVERY, want, g, want_b), (EVERY[:999], want[:999], g[:999], want_b[:999])):
+    x16 = every(half)
+    g = np.random.default_rng(3).normal(size=x16.size).astype(half)
+    want = rounded(f(x16.astype(F32), *p), half)
+    want_b = rounded(fb(g.astype(F32), x16.astype(F32), *p), half)
+    for x, w, gx, wb in ((x16, want, g, want_b), (x16[:999], want[:999], g[:999], want_b[:999])):
         same(f(x, *p), w)
         out = np.empty_like(x)
         assert f(x, *p, out=out) is out
@@ -49,22 +66,54 @@ def test_every_float16_is_the_float32_result_rounded_once(name):
         gbuf = gx.copy()
         same(fb(gbuf, x, *p, out=gbuf), wb)
     if act.supports_y:
-        y = f(EVERY.astype(F32), *p)
+        y = f(x16.astype(F32), *p)
         values = act.validate(name, p)
         if act.y_ok is None or act.y_ok(*values):
-            y16 = rounded(y)
+            y16 = rounded(y, half)
             kwargs = dict(zip(act.param_names, p, strict=True))
-            same(fb(g, y=y16, **kwargs), rounded(fb(g.astype(F32), y=y16.astype(F32), **kwargs)))
+            same(fb(g, y=y16, **kwargs), rounded(fb(g.astype(F32), y=y16.astype(F32), **kwargs), half))
 
 
-def test_float16_strided_and_mixed_take_the_float32_copies():
+@pytest.mark.parametrize("half", HALVES)
+def test_16_bit_strided_and_mixed_take_the_float32_copies(half):
     """Layouts the one-pass kernels do not take give the same values through float32 copies."""
-    x = EVERY[::3]
-    same(fa.gelu(x), rounded(fa.gelu(x.astype(F32))))
-    same(fa.silu_backward(np.ones(x.size, F32).astype(F16), x), rounded(fa.silu_backward(np.ones(x.size, F32), x)))
-    out = np.empty((2, x.size), F16)[:, ::2][0]  # a strided out
-    fa.sigmoid(EVERY[: out.size], out=out)
-    same(out, rounded(fa.sigmoid(EVERY[: out.size].astype(F32))))
+    x = every(half)[::3]
+    same(fa.gelu(x), rounded(fa.gelu(x.astype(F32)), half))
+    ones = np.ones(x.size, F32)
+    same(fa.silu_backward(ones.astype(half), x), rounded(fa.silu_backward(ones, x.astype(F32)), half))
+    out = np.empty((2, x.size), half)[:, ::2][0]  # a strided out
+    fa.sigmoid(every(half)[: out.size], out=out)
+    same(out, rounded(fa.sigmoid(every(half)[: out.size].astype(F32)), half))
+
+
+@pytest.mark.skipif(BF16 is None, reason="needs ml_dtypes")
+def test_bfloat16_in_every_function():
+    """bfloat16 in, bfloat16 out, computed in float32, for the row-wise and channel-wise
+    functions too (through float32 copies), with NaN kept NaN; mixed with float32, the
+    result is float32, as NumPy promotes them."""
+    x = np.array([[-3.0, -0.5, 0.0, 2.0], [np.nan, 1.0, -1.0, 4.0]], F32).astype(BF16)
+    w = np.array([0.25, 0.5], F32).astype(BF16)
+    for got, want in (
+        (fa.softmax(x), fa.softmax(x.astype(F32))), (fa.log_softmax(x, axis=0), fa.log_softmax(x.astype(F32), axis=0)),
+        (fa.prelu(x, w, axis=0), fa.prelu(x.astype(F32), w.astype(F32), axis=0)),
+        (fa.softmax_backward(x, y=fa.softmax(x)), fa.softmax_backward(x.astype(F32), y=fa.softmax(x).astype(F32))),
+    ):
+        same(got, rounded(want, BF16))
+    assert np.isnan(fa.gelu(x)[1, 0].astype(F32))
+    assert fa.gelu(x, out=None).dtype == BF16 and fa.gelu_backward(x, x.astype(F32)).dtype == F32
+
+
+@pytest.mark.skipif(BF16 is None, reason="needs ml_dtypes")
+def test_bfloat16_runs_the_one_pass_kernels():
+    """A bfloat16 call runs the kernels on int16 views, serial and parallel (float16's are
+    uint16: the two formats compile apart)."""
+    for x in (every(BF16)[:999], every(BF16)):
+        fa.selu(x)
+        fa.selu_backward(x, x)
+    for loops in (fa.KERNELS["selu"].forward["flat"], fa.KERNELS["selu"].backward["flat"]):
+        for variant in loops:  # (serial, parallel)
+            assert any("int16" in str(sig) and "uint16" not in str(sig) for sig in variant.signatures), \
+                variant.signatures
 
 
 def test_float16_runs_the_one_pass_kernels():
@@ -72,7 +121,7 @@ def test_float16_runs_the_one_pass_kernels():
     copies): their uint16 signatures are compiled, serial and parallel."""
     if not half_kernels():
         pytest.skip("this CPU target has no F16C: float16 goes through float32 copies")
-    for x in (EVERY[:999], EVERY):
+    for x in (every(F16)[:999], every(F16)):
         fa.elu(x)
         fa.elu_backward(x, x)
     for loops in (fa.KERNELS["elu"].forward["flat"], fa.KERNELS["elu"].backward["flat"]):

@@ -23,7 +23,6 @@ from . import _lazy, _threading
 from ._arrays import (
     _C_CONTIGUOUS,
     _WRITEABLE,
-    F16,
     F32,
     F64,
     PARALLEL_MIN_SIZES,
@@ -230,10 +229,10 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
         if x.dtype == cdt and rdt == cdt and (out is None or out.dtype == cdt):
             result = np.empty_like(x) if out is None else out
             run_elementwise(kernels, "forward", (x,), result, params, fresh_out=out is None)
-        elif not (x.dtype == F16 and rdt == F16 and (out is None or out.dtype == F16) and run_half(
-                kernels, "forward", (x,), result := (np.empty_like(x) if out is None else out), params,
+        elif not (cdt != rdt and x.dtype == rdt and (out is None or out.dtype == rdt) and run_half(
+                kernels, "forward", (x,), result := (np.empty_like(x, rdt) if out is None else out), params,
                 fresh_out=out is None)):
-            # (float16 the kernels did not take in one pass, or a cast) converted input is
+            # (16-bit floats the kernels did not take in one pass, or a cast) converted input is
             # a private copy: compute in it, then cast
             xc = x.astype(cdt)
             run_elementwise(kernels, "forward", (xc,), xc, params, fresh_out=True)
@@ -318,9 +317,9 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
             check_out(name, out, shape, rdt)
         params = binder.typed(values, cdt)
         loops = "backward" if y is None else "backward_from_y"
-        if (rdt == F16 and g.dtype == F16 and v.dtype == F16 and (out is None or out.dtype == F16)
-                and run_half(kernels, loops, (g, v), result := (np.empty_like(v) if out is None else out), params,
-                             fresh_out=out is None)):
+        if (cdt != rdt and g.dtype == rdt and v.dtype == rdt and (out is None or out.dtype == rdt)
+                and run_half(kernels, loops, (g, v), result := (np.empty_like(v, rdt) if out is None else out),
+                             params, fresh_out=out is None)):
             return _returned(result, out is not None)
         g, v = g.astype(cdt, copy=False), v.astype(cdt, copy=False)
         if rdt == cdt and (out is None or out.dtype == cdt):  # (a byte-swapped out: through tmp below)

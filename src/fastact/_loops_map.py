@@ -13,9 +13,12 @@ from ._math import avx512_in_target
 # float16 arrays reach the loops as uint16 views (numba has no float16 arithmetic): each
 # element is widened to float32 on load and rounded once to float16 on store, by LLVM's
 # fpext / fptrunc of half, which vectorise to vcvtph2ps / vcvtps2ph (F16C, on every AVX2
-# CPU; fastact only routes float16 here where the target has it: _arrays.HALF_KERNELS).
-# For float32 and float64 arrays the three helpers are the identity and the cast the
-# loops always made.
+# CPU; fastact only routes float16 here where the target has it: _arrays.half_kernels).
+# bfloat16 arrays (ml_dtypes) reach them as int16 views, the other 16-bit integer type,
+# so that the two formats compile apart: bfloat16 is float32's upper half, widened by a
+# shift and rounded to nearest even in integer arithmetic (LLVM's fptrunc to bfloat is a
+# libm call on CPUs without AVX512-BF16). For float32 and float64 arrays the three
+# helpers are the identity and the cast the loops always made.
 
 
 @intrinsic
@@ -66,6 +69,40 @@ def full_width(typingctx):
     return nbtypes.none(), codegen
 
 
+@intrinsic
+def _bfloat_to_float(typingctx, bits):
+    if bits != nbtypes.int16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        return builder.bitcast(builder.shl(builder.zext(args[0], i32), ir.Constant(i32, 16)), ir.FloatType())
+
+    return nbtypes.float32(bits), codegen
+
+
+@intrinsic
+def _float_to_bfloat(typingctx, value):
+    """The bfloat16 nearest to a float32 (ties to even; overflow to inf), as bits; NaN
+    stays NaN (quiet, its sign and upper payload kept), as ml_dtypes' cast gives."""
+    if value != nbtypes.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+
+        def c(v):
+            return ir.Constant(i32, v)
+
+        b = builder.bitcast(args[0], i32)
+        upper = builder.lshr(b, c(16))
+        rounded = builder.lshr(builder.add(b, builder.add(c(0x7FFF), builder.and_(upper, c(1)))), c(16))
+        nan = builder.icmp_unsigned(">", builder.and_(b, c(0x7FFFFFFF)), c(0x7F800000))
+        return builder.trunc(builder.select(nan, builder.or_(upper, c(0x40)), rounded), ir.IntType(16))
+
+    return nbtypes.int16(value), codegen
+
+
 def widen(v):
     """An element as the loops compute with it."""
 
@@ -83,12 +120,14 @@ def narrow(a, v):
 def _widen(v):
     if v == nbtypes.uint16:
         return lambda v: _half_to_float(v)
+    if v == nbtypes.int16:
+        return lambda v: _bfloat_to_float(v)
     return lambda v: v
 
 
 @overload(computed, inline="always")
 def _computed(a, v):
-    if a.dtype == nbtypes.uint16:
+    if a.dtype in (nbtypes.uint16, nbtypes.int16):
         return lambda a, v: np.float32(v)
     return lambda a, v: a.dtype.type(v)
 
@@ -102,6 +141,14 @@ def _narrow(a, v):
             return _float_to_half(np.float32(v))
 
         return to_half
+
+    if a.dtype == nbtypes.int16:
+
+        def to_bfloat(a, v):
+            full_width()
+            return _float_to_bfloat(np.float32(v))
+
+        return to_bfloat
 
     def to_dtype(a, v):
         full_width()
@@ -139,7 +186,7 @@ def _map_loops(f, nparams, token):
             token  # noqa: B018
             for i in prange(x.shape[0]):
                 for j in range(x.shape[1]):
-                    out[i, j] = narrow(out, f(x[i, j]))
+                    out[i, j] = narrow(out, f(widen(x[i, j])))
 
     elif nparams == 1:
 
@@ -155,7 +202,7 @@ def _map_loops(f, nparams, token):
             a = params[0]
             for i in prange(x.shape[0]):
                 for j in range(x.shape[1]):
-                    out[i, j] = narrow(out, f(x[i, j], a))
+                    out[i, j] = narrow(out, f(widen(x[i, j]), a))
 
     else:
 
@@ -171,7 +218,7 @@ def _map_loops(f, nparams, token):
             a, b = params[0], params[1]
             for i in prange(x.shape[0]):
                 for j in range(x.shape[1]):
-                    out[i, j] = narrow(out, f(x[i, j], a, b))
+                    out[i, j] = narrow(out, f(widen(x[i, j]), a, b))
 
     return flat, rows
 
@@ -194,7 +241,7 @@ def _chain_loops(df, nparams, token):
             token  # noqa: B018
             for i in prange(x.shape[0]):
                 for j in range(x.shape[1]):
-                    out[i, j] = narrow(out, g[i, j] * g.dtype.type(df(x[i, j])))
+                    out[i, j] = narrow(out, widen(g[i, j]) * computed(out, df(widen(x[i, j]))))
 
     elif nparams == 1:
 
@@ -210,7 +257,7 @@ def _chain_loops(df, nparams, token):
             a = params[0]
             for i in prange(x.shape[0]):
                 for j in range(x.shape[1]):
-                    out[i, j] = narrow(out, g[i, j] * g.dtype.type(df(x[i, j], a)))
+                    out[i, j] = narrow(out, widen(g[i, j]) * computed(out, df(widen(x[i, j]), a)))
 
     else:
 
@@ -226,6 +273,6 @@ def _chain_loops(df, nparams, token):
             a, b = params[0], params[1]
             for i in prange(x.shape[0]):
                 for j in range(x.shape[1]):
-                    out[i, j] = narrow(out, g[i, j] * g.dtype.type(df(x[i, j], a, b)))
+                    out[i, j] = narrow(out, widen(g[i, j]) * computed(out, df(widen(x[i, j]), a, b)))
 
     return flat, rows
