@@ -78,7 +78,7 @@ USE = textwrap.dedent('''
         m = ft.TempCube()
         strided = torch.arange(8.0, dtype=torch.float64)[::2]
         try:
-            ft.temp_cube(torch.ones(3, dtype=torch.float16))
+            ft.temp_cube(torch.ones(3, dtype=torch.int32))
             refused = ""
         except TypeError as e:
             refused = str(e)
@@ -88,6 +88,7 @@ USE = textwrap.dedent('''
             "forward": y.tolist(), "grad": t.grad.tolist(), "module": m(torch.tensor(x)).tolist(),
             "module_repr": repr(m), "is_module": isinstance(m, torch.nn.Module),
             "strided": ft.temp_cube(strided).tolist(), "refused": refused, "inplace": inplace.tolist(),
+            "half": ft.temp_cube(torch.full((3,), 2.0, dtype=torch.float16)).tolist(),
             "stub": "class TempCube(torch.nn.Module):" in torch_stub(),
         }
     print(json.dumps(report))
@@ -116,7 +117,8 @@ def test_a_new_declaration_works_everywhere(tmp_path):
     assert t["forward"] == cube and t["grad"] == grad and t["module"] == cube and t["inplace"] == cube
     assert t["is_module"] and t["module_repr"] == "TempCube(inplace=False)"
     assert t["strided"] == [0.0, 8.0, 64.0, 216.0]
-    assert "fastact.torch.temp_cube: PyTorch has no temp_cube" in t["refused"] and "float16" in t["refused"]
+    assert "fastact.torch.temp_cube: PyTorch has no temp_cube" in t["refused"] and "int32" in t["refused"]
+    assert t["half"] == [8.0, 8.0, 8.0]
     assert t["stub"]
 
 

@@ -70,7 +70,9 @@ def make(act: Activation) -> tuple[type[torch.autograd.Function], Callable[..., 
             ufunc = kernels.backward2_from_y_ufunc if from_y else kernels.backward2_ufunc
             hn, vn = view(h), view(v)
             with np.errstate(all="ignore"):
-                return tensor(ufunc(hn, vn, *(vn.dtype.type(p) for p in params)))
+                # a 16-bit v computes in the ufunc's float32 loop: back to its dtype
+                return tensor(ufunc(hn, vn, *(np.float32(p) if vn.itemsize == 2 else vn.dtype.type(p)
+                                              for p in params)).astype(vn.dtype, copy=False))
         return impl
 
     unary, binary = "(Tensor x, float[] params)", "(Tensor grad, Tensor v, float[] params) -> Tensor"

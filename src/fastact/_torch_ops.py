@@ -18,12 +18,18 @@ from ._registry import Activation
 # where the classes and functions live for users (and pickle)
 MODULE = "fastact.torch"
 
-_FAST_DTYPES = (torch.float32, torch.float64)
+try:  # bfloat16 tensors reach fastact as ml_dtypes arrays, where ml_dtypes is installed
+    from ml_dtypes import bfloat16 as _np_bfloat16
+except ImportError:
+    _np_bfloat16 = None
+
+_FAST_DTYPES = (torch.float32, torch.float64, torch.float16) + ((torch.bfloat16,) if _np_bfloat16 else ())
 
 
 def fast_path(*tensors: torch.Tensor) -> bool:
     """Whether fastact computes for these tensors: each a plain, contiguous, dense CPU
-    float32 or float64 tensor (anything else goes to ``torch.nn.functional``)."""
+    float32, float64, float16 or (with ml_dtypes) bfloat16 tensor (anything else goes to
+    ``torch.nn.functional``)."""
     # torch.compile cannot trace the conjugate and negative bits (lazy views): the
     # operators resolve them instead (view)
     compiling = torch.compiler.is_compiling()
@@ -39,13 +45,20 @@ def fast_path(*tensors: torch.Tensor) -> bool:
 
 
 def view(t: torch.Tensor) -> np.ndarray:
-    # shares the tensor's memory (resolve_neg copies only a tensor with the negative bit)
-    return t.detach().resolve_neg().numpy()
+    # shares the tensor's memory (resolve_neg copies only a tensor with the negative bit);
+    # NumPy has no bfloat16 of its own: the bits go through int16
+    t = t.detach().resolve_neg()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(_np_bfloat16)
+    return t.numpy()
 
 
 def tensor(a: Any) -> torch.Tensor:
     # a 0-d input gives a NumPy scalar, as a ufunc does; torch wants an array
-    return torch.from_numpy(a if isinstance(a, np.ndarray) else np.asarray(a))
+    a = a if isinstance(a, np.ndarray) else np.asarray(a)
+    if _np_bfloat16 is not None and a.dtype == _np_bfloat16:
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
 
 
 def torch_class(name: str) -> type[torch.nn.Module] | None:
@@ -74,8 +87,8 @@ def class_name(name: str) -> str:
 
 def torch_only_error(name: str, input: torch.Tensor) -> TypeError:
     return TypeError(
-        f"fastact.torch.{name}: PyTorch has no {name}, and fastact computes it for dense CPU float32 and "
-        f"float64 tensors only (got a {input.dtype} tensor on {input.device}, layout {input.layout})")
+        f"fastact.torch.{name}: PyTorch has no {name}, and fastact computes it for dense CPU float32, float64, "
+        f"float16 and bfloat16 tensors only (got a {input.dtype} tensor on {input.device}, layout {input.layout})")
 
 
 def custom_op(name: str, schema: str, impl: Callable[..., Any], fake: Callable[..., Any],

@@ -6,10 +6,11 @@
 ``PReLU``, ``Softmax``, ...) with the same constructor, attributes, ``state_dict`` and
 ``repr``: replace the class and nothing else changes.
 
-A contiguous CPU float32 or float64 tensor runs through fastact: NumPy views of the
-tensor's own memory (no copy), and a result that becomes a tensor without a copy either.
-Anything else (CUDA, float16, bfloat16, a non-contiguous tensor, softmax with ``dim=None``
-or ``dtype=``) is handed to ``torch.nn.functional`` unchanged.
+A contiguous CPU float32, float64, float16 or bfloat16 tensor (bfloat16 where ml_dtypes
+is installed) runs through fastact: NumPy views of the tensor's own memory (no copy), and
+a result that becomes a tensor without a copy either; 16-bit tensors compute in float32,
+each result rounded once. Anything else (CUDA, a non-contiguous tensor, softmax with
+``dim=None`` or ``dtype=``) is handed to ``torch.nn.functional`` unchanged.
 
 How it composes with PyTorch's machinery:
 
@@ -75,11 +76,11 @@ def _example(act: Activation, call: str) -> str:
 
 def _functional_doc(act: Activation) -> str:
     if _torch_class(act.name) is None:
-        head = (f"{act.name}, which PyTorch does not have, computed by fastact on dense CPU float32/float64 "
+        head = (f"{act.name}, which PyTorch does not have, computed by fastact on dense CPU float "
                 f"tensors (any other tensor raises TypeError).\n\n{act.formula}\n\nDerivative: {act.derivative}."
                 f"\n\nParameters: those of fastact.{act.name}, and inplace=False (keyword).\n\n")
     else:
-        head = (f"torch.nn.functional.{act.name} computed by fastact on contiguous CPU float32/float64 tensors "
+        head = (f"torch.nn.functional.{act.name} computed by fastact on contiguous CPU float tensors "
                 f"(PyTorch's own otherwise).\n\n{act.formula}\n\nDerivative: {act.derivative}.\n\n"
                 f"Parameters: those of torch.nn.functional.{act.name}.\n\n")
     return head + _example(act, _adapter(act).call_example(act))
