@@ -55,6 +55,33 @@ def test_bench_cli_modes_and_in_cache_rows(capsys):
     assert main(["bench", "--functions", "gelu", "--mode", "sideways"]) == 2
 
 
+def test_bench_cli_16_bit_rows(capsys):
+    """float16 and bfloat16 cases, against a 16-bit roofline (and PyTorch's same-dtype operator)."""
+    pytest.importorskip("ml_dtypes")
+    assert main(["bench", "--functions", "sigmoid", "--dtype", "float16", "bfloat16", "--size", "4096",
+                 "--budget", "0.001"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("sigmoid ")]
+    assert [r[1] for r in rows] == ["float16"] * 3 + ["bfloat16"] * 3
+    assert all(r[-5].endswith("x") for r in rows)  # of roofline
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_bench_16_bit_runners_compute_the_function(dtype):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    dt = np.dtype(np.float16 if dtype == "float16" else ml_dtypes.bfloat16)
+    for case in cases(["silu"], (dt,), (1024,), modes=("into",)):
+        r = Runners(case)
+        want = fa.silu(r.x0) if case.direction == "forward" else fa.silu_backward(r.g, r.x0)
+        for who in ("fastact", "torch", "roofline"):
+            fn = getattr(r, who)()
+            if fn is None:
+                continue
+            fn()
+            if who != "roofline":
+                np.testing.assert_allclose(r.out.astype(np.float32), want.astype(np.float32), rtol=2e-2,
+                                           err_msg=f"{case.id} {who}")
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", list(fa.ACTIVATIONS))
 def test_bench_runners_compute_the_function(name, mode):

@@ -128,6 +128,12 @@ def _bench(args: argparse.Namespace) -> int:
         torch_version = torch.__version__
     except ImportError:
         torch_version = None
+    if "bfloat16" in args.dtype:
+        try:
+            import ml_dtypes  # noqa: F401 -- registers the bfloat16 dtype with NumPy
+        except ImportError:
+            print("--dtype bfloat16 needs ml_dtypes: pip install 'fastact[bfloat16]'", file=sys.stderr)
+            return 2
     dtypes = tuple(np.dtype(d) for d in args.dtype)
     todo = list(cases(names, dtypes, (args.size,), modes=tuple(modes)))
     if args.in_cache:  # the cost of the math: one core, the data in cache
@@ -219,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bench", help="speed per activation vs the copy roofline, NumPy and PyTorch")
     b.add_argument("--functions", nargs="+", metavar="NAME",
                    help="activations to run, space- or comma-separated (default: all)")
-    b.add_argument("--dtype", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
+    b.add_argument("--dtype", nargs="+", default=["float32", "float64"],
+                   choices=["float32", "float64", "float16", "bfloat16"],
+                   help="bfloat16 needs ml_dtypes (default: float32 float64)")
     # 2^23 and 0.05 s: a default run of about a minute (a newcomer's first look); the README's
     # tables and the targets are from --size 16777216 --budget 0.12
     b.add_argument("--size", type=int, default=1 << 23, help="elements per array (default 2^23)")
