@@ -14,6 +14,48 @@ from .references import REFERENCES, first_params
 
 ELEMENTWISE = [name for name, act in fa.ACTIVATIONS.items() if act.kind == "elementwise"]
 DTYPES = [np.float32, np.float64]
+# torch.nn.functional's name for an activation PyTorch has under another name
+TORCH_NAMES = {"hard_silu": "hardswish"}
+
+
+def _torch_squareplus(t, b=4.0):
+    import torch
+
+    # stable in both directions (hypot: no overflow of t^2), and each branch's input kept
+    # inside its branch, so that the other's gradient is not inf * 0
+    neg, pos = torch.where(t < 0, t, -1.0), torch.where(t < 0, 1.0, t)
+    root = torch.tensor(b, dtype=t.dtype).sqrt()
+    s_neg, s_pos = torch.hypot(neg, root), torch.hypot(pos, root)
+    # s - x as s (1 - x / s): 2 |x| would overflow near the largest float
+    return torch.where(t < 0, b / 2 / s_neg / (1 - neg / s_neg), (pos + s_pos) / 2)
+
+
+def _torch_sparse_plus(t):
+    import torch
+
+    inside = torch.where(t.isnan() | ((t > -1) & (t < 1)), t, 0.0)  # NaN stays NaN
+    return torch.where(t <= -1, 0.0 * t, torch.where(t >= 1, t, (inside + 1) ** 2 / 4))
+
+
+def _torch_sparse_sigmoid(t):
+    import torch
+
+    # hardtanh's derivative is 0 at its bounds, as fastact's sparse_sigmoid's at -1 and 1
+    return (torch.nn.functional.hardtanh(t) + 1) / 2
+
+
+# for the activations PyTorch lacks: PyTorch compositions of the same function (autograd
+# differentiates them to any order)
+TORCH_COMPOSED = {"squareplus": _torch_squareplus, "sparse_plus": _torch_sparse_plus,
+                  "sparse_sigmoid": _torch_sparse_sigmoid}
+
+
+def torch_function(F, name):
+    """PyTorch's function for an activation (F: torch.nn.functional), or a composition of
+    PyTorch's operations where it has none."""
+    if name in TORCH_COMPOSED:
+        return TORCH_COMPOSED[name]
+    return getattr(F, TORCH_NAMES.get(name, name))
 
 CASES = [
     pytest.param(name, params, id=f"{name}{list(params) if params else ''}")

@@ -73,6 +73,23 @@ def _nan_to_nan(x, derivative):
     return np.where(np.isnan(x), np.nan, derivative)
 
 
+def _squareplus_root(x, b):
+    with np.errstate(all="ignore"):
+        return _where(np.abs(x) > 2.0**500, np.abs(x), np.sqrt(x * x + b))
+
+
+def _squareplus(x, b=4.0):
+    s = _squareplus_root(x, b)
+    with np.errstate(all="ignore"):
+        return _where(x >= 0, _where(np.abs(x) > 2.0**500, x, x / 2 + s / 2), b / (2 * (s - x)))
+
+
+def _squareplus_grad(x, b=4.0):
+    s = _squareplus_root(x, b)
+    with np.errstate(all="ignore"):
+        return _where(x >= 0, 1 - b / (2 * s * (s + x)), b / (2 * s * (s - x)))
+
+
 def _limits(x, value, at_minus_inf, at_plus_inf):
     """value, with the limits at -inf and +inf put in (where inf * 0 gave nan)."""
     return np.where(x == -np.inf, at_minus_inf, np.where(x == np.inf, at_plus_inf, value))
@@ -402,6 +419,38 @@ REFERENCES: dict[str, Reference] = {
         df=lambda x, lambd=0.5: _nan_to_nan(x, _where((x > lambd) | (x < -lambd), 1.0, 0.0)),
         param_sets=((), (0.0,), (1.5,), (-1.0,)),  # a negative lambd: every x is outside, f(x) = x
         kinks=lambda lambd=0.5: (-lambd, lambd),
+    ),
+    "hard_silu": Reference(  # hardswish under JAX's name: the same reference
+        f=lambda x: _where(x <= -3, -0.0, x * (_where(x + 3 < 0, 0.0, _where(x + 3 > 6, 6.0, x + 3)) / 6)),
+        df=lambda x: _where(x <= -3, 0.0, _where(x >= 3, 1.0, x / 3 + 0.5)),
+        kinks=lambda: (-3.0, 3.0),
+        max_ulp={"float32": 2, "float64": 2},
+        grad_terms=lambda x: np.abs(x / 3) + 0.5,
+    ),
+    "squareplus": Reference(
+        # (x + s) / 2 written as b / (2 (s - x)) for x < 0, where it would cancel; s = |x|
+        # where x^2 + b is x^2 (and x^2 would overflow)
+        f=lambda x, b=4.0: _squareplus(x, b),
+        df=lambda x, b=4.0: _squareplus_grad(x, b),
+        param_sets=((), (1.0,), (0.25,), (100.0,)),
+        mp=lambda x, b=4.0: (x + mpmath.sqrt(x * x + b)) / 2 if x >= 0 else b / (2 * (mpmath.sqrt(x * x + b) - x)),
+        max_ulp={"float32": 2, "float64": 3},  # float64: against a float64 reference of ~1.5 ulp
+        grad_max_ulp={"float32": 4, "float64": 6},  # float64: against a float64 reference of ~3 ulp
+        # on the dense grids against the correctly rounded result (mpmath for float64)
+        dense_ulp={p: {"float32": 1, "float64": 1} for p in ((), (1.0,), (0.25,), (100.0,))},
+    ),
+    "sparse_plus": Reference(
+        f=lambda x: _where(x <= -1, 0.0, _where(x >= 1, x, (x + 1) ** 2 / 4)),
+        df=lambda x: _nan_to_nan(x, _where(x <= -1, 0.0, _where(x >= 1, 1.0, (x + 1) / 2))),
+        kinks=lambda: (-1.0, 1.0),
+        mp=lambda x: 0 if x <= -1 else (x if x >= 1 else (x + 1) ** 2 / 4),
+        max_ulp={"float32": 2, "float64": 2},
+        grad_max_ulp={"float32": 1, "float64": 1},
+    ),
+    "sparse_sigmoid": Reference(
+        f=lambda x: _where(x <= -1, 0.0, _where(x >= 1, 1.0, (x + 1) / 2)),
+        df=lambda x: _nan_to_nan(x, _where((x > -1) & (x < 1), 0.5, 0.0)),
+        kinks=lambda: (-1.0, 1.0),
     ),
     "softsign": Reference(
         f=lambda x: _where(np.isinf(x), np.sign(x), x / (1 + np.abs(x))),

@@ -7,7 +7,7 @@ import pytest
 
 import fastact as fa
 
-from .conftest import CASES, FINITE_CASES, FIRST_CASES, y_supported
+from .conftest import CASES, FINITE_CASES, FIRST_CASES, torch_function, y_supported
 
 torch = pytest.importorskip("torch")
 ft = pytest.importorskip("fastact.torch")
@@ -106,7 +106,9 @@ def test_gradcheck(name, params):
 @pytest.mark.parametrize(("name", "params"), FIRST_CASES)
 def test_module_is_a_drop_in_subclass(name, params):
     cls = _module_class(name)
-    base = getattr(torch.nn, cls.__name__)
+    base = getattr(torch.nn, cls.__name__, None)
+    if base is None:
+        pytest.skip(f"torch.nn has no {cls.__name__} (tests/test_declaring.py tests fastact's own modules)")
     kw = _params(name, params)
     mine, reference = cls(**kw), base(**kw)
     assert isinstance(mine, base)
@@ -163,8 +165,11 @@ def test_no_copies_on_the_fast_path(monkeypatch):
 def test_fallback_is_pytorch(name, params, make):
     x = make().requires_grad_(True)
     kw = _params(name, params)
+    torch_fn = torch_function(F, name)
+    if torch_fn.__name__ != name:  # a composition, or PyTorch's own under another name: fastact computes it
+        pytest.skip(f"torch.nn.functional has no {name} to fall back to")
     y = getattr(ft, name)(x, **kw)
-    want = getattr(F, name)(x.detach(), **kw)
+    want = torch_fn(x.detach(), **kw)
     assert not type(y.grad_fn).__name__.endswith("FunctionBackward")
     assert torch.equal(y.detach(), want)
 

@@ -3,12 +3,14 @@ torch.compile, each compared with PyTorch's own functions (skipped without PyTor
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
 import fastact as fa
 
-from .conftest import FINITE_CASES, FIRST_CASES, y_supported
+from .conftest import FINITE_CASES, FIRST_CASES, torch_function, y_supported
 
 torch = pytest.importorskip("torch")
 ft = pytest.importorskip("fastact.torch")
@@ -37,7 +39,7 @@ def _pytorch(name):
     float32's 1/6, shared/FACTS.md)."""
     if name == "hardsigmoid":
         return lambda t: F.relu6(t + 3) / 6
-    return getattr(F, name)
+    return torch_function(F, name)
 
 
 def _penalty(act, x, w):
@@ -79,7 +81,10 @@ def test_modules_give_second_derivatives(name, params):
     kw = _kw(name, params)
     x = _smooth_sample(np.float64, seed=1)
     w = torch.tensor(1.3, dtype=torch.float64)
-    theirs = getattr(torch.nn, cls.__name__)(**kw) if name != "hardsigmoid" else _pytorch(name)
+    if name == "hardsigmoid" or not hasattr(torch.nn, cls.__name__):  # PyTorch's function, or a composition
+        theirs = functools.partial(_pytorch(name), **kw)
+    else:
+        theirs = getattr(torch.nn, cls.__name__)(**kw)
     for a, b in zip(_penalty(cls(**kw), x, w), _penalty(theirs, x, w), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 

@@ -122,6 +122,10 @@ def _is_finite_nonnegative(v):
     return math.isfinite(v) & (v >= 0.0)
 
 
+def _is_finite_positive(v):
+    return math.isfinite(v) & (v > 0.0)
+
+
 def _is_not_nan(v):
     return v == v
 
@@ -133,6 +137,7 @@ def _not_finite_or(problem: str) -> Callable[[float], str]:
 finite = Check(_is_finite, lambda v: "must be finite")
 finite_nonzero = Check(_is_finite_nonzero, _not_finite_or("must not be 0"))
 finite_nonnegative = Check(_is_finite_nonnegative, _not_finite_or("must be >= 0"))
+finite_positive = Check(_is_finite_positive, _not_finite_or("must be > 0"))
 not_nan = Check(_is_not_nan, lambda v: "must not be nan")
 
 

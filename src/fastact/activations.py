@@ -54,6 +54,7 @@ from ._registry import (
     finite,
     finite_nonnegative,
     finite_nonzero,
+    finite_positive,
     inline_jitable,
     not_nan,
     rowwise,
@@ -1045,6 +1046,201 @@ elementwise(
     numpy_grad=lambda g, x, lam: g * (np.abs(x) > lam),
     torch_out=lambda aten, x, out, lam: aten.hardshrink.out(x, lam, out=out),
     torch_grad_out=lambda aten, g, x, out, from_y, lam: aten.hardshrink_backward.grad_input(g, x, lam, grad_input=out),
+)
+
+# --- JAX's and Keras's names -------------------------------------------------------------------
+
+elementwise(
+    "hard_silu",
+    hardswish,
+    hardswish_grad,
+    grad2=hardswish_grad2,
+    examples=(
+        "array([-0.33333333,  0.        ,  1.125     ])",
+        "array([-0.16666667,  0.5       ,  1.        ])",
+    ),
+    formula="f(x) = x * (min(max(x + 3, 0), 6) / 6), hardswish under JAX's and Keras's name",
+    derivative="f'(x) = 0 if x <= -3, 1 if x >= 3, else x / 3 + 1/2",
+    summary="Hard SiLU (JAX, Keras): the same function as hardswish.",
+    numpy=lambda x: x * np.clip(x + 3, 0, 6) / 6,
+    numpy_grad=lambda g, x: g * np.where(x <= -3, 0.0, np.where(x >= 3, 1.0, x / 3 + 0.5)),
+    torch_out=lambda aten, x, out: aten.hardswish.out(x, out=out),
+    torch_grad_out=lambda aten, g, x, out, from_y: aten.hardswish_backward.out(g, x, out=out),
+)
+
+# beyond, x^2 + b is x^2 to the dtype's precision (and x^2 would overflow float32 near 1.8e19)
+_SQUAREPLUS_BIG32, _SQUAREPLUS_BIG64 = 2.0**32, 2.0**500
+
+
+@inline_jitable
+def _two_sum_low(a, b, s):
+    # the rounding error of s = a + b (Knuth's TwoSum: exact)
+    bb = s - a
+    return (a - (s - bb)) + (b - bb)
+
+
+@inline_jitable
+def _squareplus_root(x, b):
+    """(s, s_lo): sqrt(x^2 + b) as s + s_lo, to about twice the dtype's precision: the
+    sum's and the square's rounding errors (TwoSum, fma) and the root's residual carried
+    into a correction. With s alone, each rounding is an ulp of a result near 1 (3 ulp at
+    x = -0.02, float32). Where x^2 + b is x^2, |x| (and no x^2 to overflow)."""
+    a = abs(x)
+    p = x * x
+    t = p + b
+    e = _two_sum_low(p, b, t) + fma(x, x, -p)
+    root = np.sqrt(t)
+    low = (fma(-root, root, t) + e) / (root + root)
+    big = a > pick(x, _SQUAREPLUS_BIG32, _SQUAREPLUS_BIG64)
+    return (a if big else root), (lit(x, 0.0) if big else low)
+
+
+def squareplus(x, b):
+    # (x + s) / 2 cancels for x << 0; there (s + x)(s - x) = b gives (b / 2) / (s - x).
+    # Where s is |x|, f(x) is x for x > 0 (x + s would overflow near the largest float)
+    s, s_lo = _squareplus_root(x, b)
+    hi = x + s
+    positive = (hi + (_two_sum_low(x, s, hi) + s_lo)) * lit(x, 0.5)
+    d = s - x
+    negative = b * lit(x, 0.5) / (d + (_two_sum_low(s, -x, d) + s_lo))
+    big = abs(x) > pick(x, _SQUAREPLUS_BIG32, _SQUAREPLUS_BIG64)
+    # where s is |x|: b / (4 |x|), as s - x = 2 |x| would overflow near the largest float
+    return (x if big else positive) if x >= 0.0 else (b * lit(x, 0.25) / -x if big else negative)
+
+
+def squareplus_grad(x, b):
+    # (1 + x / s) / 2 = b / (2 s (s - x)) for x < 0, without the cancellation, and
+    # 1 - b / (2 s (s + x)) for x >= 0, whose term is at most 1/2 (and 0, not inf / inf,
+    # at x = inf)
+    s, s_lo = _squareplus_root(x, b)
+    t = b * lit(x, 0.5) / (s + s_lo)
+    plus, minus = x + s, s - x
+    plus = plus + (_two_sum_low(x, s, plus) + s_lo)
+    minus = minus + (_two_sum_low(s, -x, minus) + s_lo)
+    # where s is |x|: the terms without their corrections (inf - inf there), and 0 below
+    # the largest floats (t / 2|x| would take s - x = 2|x| past overflow; it is 0 there anyway)
+    big = abs(x) > pick(x, _SQUAREPLUS_BIG32, _SQUAREPLUS_BIG64)
+    negative = (b * lit(x, 0.25) / -x) / -x if big else t / minus
+    return (lit(x, 1.0) if big else lit(x, 1.0) - t / plus) if x >= 0.0 else negative
+
+
+def squareplus_grad_from_y(y, b):
+    # x = y - b / (4 y) and s = y + b / (4 y): f'(x) = y^2 / (y^2 + b / 4)
+    return lit(y, 1.0) if y >= lit(y, _SQUAREPLUS_BIG32) else y * y / fma(y, y, b * lit(y, 0.25))
+
+
+def squareplus_grad2(x, b):
+    s = _squareplus_root(x, b)[0]
+    return b * lit(x, 0.5) / s / (s * s)
+
+
+def squareplus_grad2_from_y(y, b):
+    # d/dy of y^2 / (y^2 + c), c = b / 4: 2 y c / (y^2 + c)^2
+    c = b * lit(y, 0.25)
+    d = fma(y, y, c)
+    return lit(y, 0.0) if y >= lit(y, _SQUAREPLUS_BIG32) else lit(y, 2.0) * y * c / (d * d)
+
+
+elementwise(
+    "squareplus",
+    squareplus,
+    squareplus_grad,
+    grad2=squareplus_grad2,
+    grad_from_y=squareplus_grad_from_y,
+    grad2_from_y=squareplus_grad2_from_y,
+    params=(Param("b", 4.0, finite_positive),),
+    examples=(
+        "array([0.41421356, 1.        , 2.        ])",
+        "array([0.14644661, 0.5       , 0.8       ])",
+    ),
+    formula="f(x) = (x + sqrt(x^2 + b)) / 2",
+    derivative="f'(x) = (1 + x / sqrt(x^2 + b)) / 2",
+    summary="Squareplus (So, 2021; JAX, Keras): a smooth ReLU from a square root.",
+    numpy=lambda x, b: (x + np.sqrt(x * x + b)) / 2,
+    numpy_grad=lambda g, x, b: g * (1 + x / np.sqrt(x * x + b)) / 2,
+)
+
+
+def sparse_plus(x):
+    inside = (x + lit(x, 1.0)) * (x + lit(x, 1.0)) * lit(x, 0.25)
+    return lit(x, 0.0) if x <= -1.0 else (x if x >= 1.0 else inside)
+
+
+def sparse_plus_grad(x):
+    inside = (x + lit(x, 1.0)) * lit(x, 0.5)
+    return lit(x, 0.0) if x <= -1.0 else (lit(x, 1.0) if x >= 1.0 else inside)
+
+
+def sparse_plus_grad_from_y(y):
+    # y = (x + 1)^2 / 4 inside, so f'(x) = (x + 1) / 2 = sqrt(y); y = 0 for x <= -1, where f' = 0
+    return lit(y, 1.0) if y >= 1.0 else np.sqrt(y)
+
+
+def sparse_plus_grad2(x):
+    inside = lit(x, 0.5) if x < 1.0 else lit(x, 0.0)
+    return inside if x > -1.0 else lit(x, 0.0)
+
+
+def sparse_plus_grad2_from_y(y):
+    # d/dy sqrt(y) = 1 / (2 sqrt(y)) inside, 0 where y >= 1. At y = 0 (x <= -1) it is taken
+    # as 0, not inf: there the chain multiplies it by f'(x) = 0, and inf * 0 would make a
+    # second derivative NaN where it is 0
+    inside = lit(y, 0.5) / np.sqrt(y) if y > 0.0 else y * lit(y, 0.0)
+    return lit(y, 0.0) if y >= 1.0 else inside
+
+
+elementwise(
+    "sparse_plus",
+    sparse_plus,
+    sparse_plus_grad,
+    grad2=sparse_plus_grad2,
+    grad_from_y=sparse_plus_grad_from_y,
+    grad2_from_y=sparse_plus_grad2_from_y,
+    examples=(
+        "array([0.  , 0.25, 1.5 ])",
+        "array([0. , 0.5, 1. ])",
+    ),
+    formula="f(x) = 0 if x <= -1, (x + 1)^2 / 4 if -1 < x < 1, x if x >= 1",
+    derivative="f'(x) = 0 if x <= -1, (x + 1) / 2 if -1 < x < 1, 1 if x >= 1",
+    summary="Sparse plus (JAX, Keras): a softplus that is exactly 0 below -1.",
+    numpy=lambda x: np.where(x <= -1, 0.0, np.where(x >= 1, x, (x + 1) ** 2 / 4)),
+    numpy_grad=lambda g, x: g * np.where(x <= -1, 0.0, np.where(x >= 1, 1.0, (x + 1) / 2)),
+)
+
+
+def sparse_sigmoid(x):
+    inside = (x + lit(x, 1.0)) * lit(x, 0.5)
+    return lit(x, 0.0) if x <= -1.0 else (lit(x, 1.0) if x >= 1.0 else inside)
+
+
+def sparse_sigmoid_grad(x):
+    inside = lit(x, 0.5) if x < 1.0 else lit(x, 0.0)
+    g = inside if x > -1.0 else lit(x, 0.0)
+    return g if x == x else x  # NaN at NaN, as every derivative
+
+
+def sparse_sigmoid_grad_from_y(y):
+    inside = lit(y, 0.5) if y < 1.0 else lit(y, 0.0)
+    g = inside if y > 0.0 else lit(y, 0.0)
+    return g if y == y else y
+
+
+elementwise(
+    "sparse_sigmoid",
+    sparse_sigmoid,
+    sparse_sigmoid_grad,
+    grad2=PIECEWISE_LINEAR,
+    grad_from_y=sparse_sigmoid_grad_from_y,
+    grad2_from_y=PIECEWISE_LINEAR,
+    examples=(
+        "array([0. , 0.5, 1. ])",
+        "array([0. , 0.5, 0. ])",
+    ),
+    formula="f(x) = 0 if x <= -1, (x + 1) / 2 if -1 < x < 1, 1 if x >= 1",
+    derivative="f'(x) = 1/2 if -1 < x < 1 else 0 (0 at -1 and 1)",
+    summary="Sparse sigmoid (JAX, Keras): a sigmoid that is exactly 0 and 1 beyond +-1.",
+    numpy=lambda x: np.clip((x + 1) / 2, 0, 1),
+    numpy_grad=lambda g, x: g * np.where((x > -1) & (x < 1), 0.5, 0.0),
 )
 
 # --- the rest --------------------------------------------------------------------------------
