@@ -17,7 +17,7 @@ from ._torch_ops import (
     custom_op,
     fast_path,
     tensor,
-    torch_class,
+    torch_module,
     view,
     vmap_loop,
 )
@@ -91,11 +91,7 @@ def make(act: Activation) -> tuple[type[torch.autograd.Function], Callable[..., 
     return function, prelu
 
 
-def module_base(act: Activation) -> type[torch.nn.Module]:
-    cls = torch_class(act.name)
-    if cls is None:
-        raise LookupError(f"torch.nn has no module for {act.name}")
-    return cls
+module_base = torch_module
 
 
 def module_forward(act: Activation, functional: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:

@@ -71,6 +71,14 @@ def torch_class(name: str) -> type[torch.nn.Module] | None:
     return None
 
 
+def torch_module(act: Activation) -> type[torch.nn.Module]:
+    """torch.nn's module class for act, where only PyTorch's own can be the base."""
+    cls = torch_class(act.name)
+    if cls is None:
+        raise LookupError(f"torch.nn has no module for {act.name}")
+    return cls
+
+
 def torch_has_inplace(name: str) -> bool:
     # from torch.nn's constructor: some torch.nn.functional functions are builtins without a signature
     # (fastact's own activations take inplace=, as most of torch.nn's do)

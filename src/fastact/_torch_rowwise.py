@@ -20,7 +20,7 @@ from ._torch_ops import (
     fast_path,
     like_broadcast,
     tensor,
-    torch_class,
+    torch_module,
     view,
 )
 
@@ -117,11 +117,7 @@ def make(act: Activation) -> tuple[type[torch.autograd.Function], Callable[..., 
     return function, functional
 
 
-def module_base(act: Activation) -> type[torch.nn.Module]:
-    cls = torch_class(act.name)
-    if cls is None:
-        raise LookupError(f"torch.nn has no module for {act.name}")
-    return cls
+module_base = torch_module
 
 
 def module_forward(act: Activation, functional: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:

@@ -946,22 +946,27 @@ def hardswish_grad2(x):
     return (lit(x, 1.0 / 3.0) if x < 3.0 else lit(x, 0.0)) if x > -3.0 else lit(x, 0.0)
 
 
-elementwise(
-    "hardswish",
-    hardswish,
-    hardswish_grad,
+# what hardswish and hard_silu (JAX's and Keras's name for it) share
+_HARDSWISH = dict(
     grad2=hardswish_grad2,
     examples=(
         "array([-0.33333333,  0.        ,  1.125     ])",
         "array([-0.16666667,  0.5       ,  1.        ])",
     ),
-    formula="f(x) = x * (min(max(x + 3, 0), 6) / 6)",
     derivative="f'(x) = 0 if x <= -3, 1 if x >= 3, else x / 3 + 1/2",
-    summary="Hard swish (MobileNetV3).",
     numpy=lambda x: x * np.clip(x + 3, 0, 6) / 6,
     numpy_grad=lambda g, x: g * np.where(x <= -3, 0.0, np.where(x >= 3, 1.0, x / 3 + 0.5)),
     torch_out=lambda aten, x, out: aten.hardswish.out(x, out=out),
     torch_grad_out=lambda aten, g, x, out, from_y: aten.hardswish_backward.out(g, x, out=out),
+)
+
+elementwise(
+    "hardswish",
+    hardswish,
+    hardswish_grad,
+    formula="f(x) = x * (min(max(x + 3, 0), 6) / 6)",
+    summary="Hard swish (MobileNetV3).",
+    **_HARDSWISH,
 )
 
 
@@ -1054,18 +1059,9 @@ elementwise(
     "hard_silu",
     hardswish,
     hardswish_grad,
-    grad2=hardswish_grad2,
-    examples=(
-        "array([-0.33333333,  0.        ,  1.125     ])",
-        "array([-0.16666667,  0.5       ,  1.        ])",
-    ),
     formula="f(x) = x * (min(max(x + 3, 0), 6) / 6), hardswish under JAX's and Keras's name",
-    derivative="f'(x) = 0 if x <= -3, 1 if x >= 3, else x / 3 + 1/2",
     summary="Hard SiLU (JAX, Keras): the same function as hardswish.",
-    numpy=lambda x: x * np.clip(x + 3, 0, 6) / 6,
-    numpy_grad=lambda g, x: g * np.where(x <= -3, 0.0, np.where(x >= 3, 1.0, x / 3 + 0.5)),
-    torch_out=lambda aten, x, out: aten.hardswish.out(x, out=out),
-    torch_grad_out=lambda aten, g, x, out, from_y: aten.hardswish_backward.out(g, x, out=out),
+    **_HARDSWISH,
 )
 
 # beyond, x^2 + b is x^2 to the dtype's precision (and x^2 would overflow float32 near 1.8e19)
