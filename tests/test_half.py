@@ -35,9 +35,10 @@ def same(got, want):
     assert got.dtype == want.dtype and got.dtype.itemsize == 2
     bits_equal = got.view(np.uint16) == want.view(np.uint16)
     ok = bits_equal | (np.isnan(got.astype(F32)) & np.isnan(want.astype(F32)))
-    x = every(got.dtype)
-    assert ok.all(), f"{np.count_nonzero(~ok)} differ, first at x = {x[:ok.size][~ok][:3]}: {got[~ok][:3]} vs " \
-                     f"{want[~ok][:3]}"
+    if not ok.all():
+        x = every(got.dtype)[:ok.size]
+        raise AssertionError(f"{np.count_nonzero(~ok)} differ, first at x = {x[~ok][:3]}: {got[~ok][:3]} vs "
+                             f"{want[~ok][:3]}")
 
 
 def rounded(values32, dtype=F16):

@@ -318,12 +318,12 @@ def half_view(dtype: np.dtype) -> np.dtype | None:
 def run_half(kernels: Kernels, loops: str, inputs: tuple[np.ndarray, ...], out: np.ndarray, params: tuple,
              fresh_out: bool = False) -> bool:
     """out = loop(*inputs) for 16-bit float arrays (float16 or bfloat16) of one shape and
-    dtype, in one pass (each element read, computed in float32, the result rounded once),
-    where their flat views pair up and out does not partly overlap an input; the float32
-    thresholds apply. False, with nothing written, where that does not hold: the caller
-    then computes through float32 copies."""
+    dtype (the caller has checked the dtypes), in one pass (each element read, computed in
+    float32, the result rounded once), where their flat views pair up and out does not
+    partly overlap an input; the float32 thresholds apply. False, with nothing written,
+    where that does not hold: the caller then computes through float32 copies."""
     view = half_view(out.dtype)
-    if view is None or any(a.dtype != out.dtype for a in inputs) or not _pairable(inputs, out, fresh_out):
+    if view is None or not _pairable(inputs, out, fresh_out):
         return False
     size = out.size
     threshold = _threshold(F32, loops, size)

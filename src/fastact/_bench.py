@@ -215,7 +215,8 @@ class Runners:
             return None
         aten = torch.ops.aten
         p = self.kind.bench_torch_args(self.args)
-        tensor = _torch_tensor
+        from ._torch_ops import tensor  # a tensor on an array's memory (bfloat16 through int16)
+
         # PyTorch's tensors own copies (the inputs are read-only arrays, which torch warns about)
         x = tensor(self.x) if case.in_place and forward else tensor(self.x0.copy())
         if forward:
@@ -297,15 +298,6 @@ def time_calls(fns: dict[str, Callable[[], Any]], restore: Callable[[], None] | 
 
 
 CONTENDERS = ("fastact", "roofline", "numpy", "torch")
-
-
-def _torch_tensor(a: np.ndarray) -> Any:
-    """A tensor on a's memory; a bfloat16 array (ml_dtypes) as torch.bfloat16."""
-    import torch
-
-    if a.dtype.name == "bfloat16":
-        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
-    return torch.from_numpy(a)
 
 
 @functools.lru_cache(maxsize=1)
