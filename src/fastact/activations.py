@@ -1077,10 +1077,10 @@ def _two_sum_low(a, b, s):
 
 @inline_jitable
 def _squareplus_root(x, b):
-    """(s, s_lo): sqrt(x^2 + b) as s + s_lo, to about twice the dtype's precision: the
+    """(s, s_lo, big): sqrt(x^2 + b) as s + s_lo, to about twice the dtype's precision: the
     sum's and the square's rounding errors (TwoSum, fma) and the root's residual carried
     into a correction. With s alone, each rounding is an ulp of a result near 1 (3 ulp at
-    x = -0.02, float32). Where x^2 + b is x^2, |x| (and no x^2 to overflow)."""
+    x = -0.02, float32). big: where x^2 + b is x^2; s is then |x| (and no x^2 to overflow)."""
     a = abs(x)
     p = x * x
     t = p + b
@@ -1088,18 +1088,17 @@ def _squareplus_root(x, b):
     root = np.sqrt(t)
     low = (fma(-root, root, t) + e) / (root + root)
     big = a > pick(x, _SQUAREPLUS_BIG32, _SQUAREPLUS_BIG64)
-    return (a if big else root), (lit(x, 0.0) if big else low)
+    return (a if big else root), (lit(x, 0.0) if big else low), big
 
 
 def squareplus(x, b):
     # (x + s) / 2 cancels for x << 0; there (s + x)(s - x) = b gives (b / 2) / (s - x).
     # Where s is |x|, f(x) is x for x > 0 (x + s would overflow near the largest float)
-    s, s_lo = _squareplus_root(x, b)
+    s, s_lo, big = _squareplus_root(x, b)
     hi = x + s
     positive = (hi + (_two_sum_low(x, s, hi) + s_lo)) * lit(x, 0.5)
     d = s - x
     negative = b * lit(x, 0.5) / (d + (_two_sum_low(s, -x, d) + s_lo))
-    big = abs(x) > pick(x, _SQUAREPLUS_BIG32, _SQUAREPLUS_BIG64)
     # where s is |x|: b / (4 |x|), as s - x = 2 |x| would overflow near the largest float
     return (x if big else positive) if x >= 0.0 else (b * lit(x, 0.25) / -x if big else negative)
 
@@ -1108,14 +1107,13 @@ def squareplus_grad(x, b):
     # (1 + x / s) / 2 = b / (2 s (s - x)) for x < 0, without the cancellation, and
     # 1 - b / (2 s (s + x)) for x >= 0, whose term is at most 1/2 (and 0, not inf / inf,
     # at x = inf)
-    s, s_lo = _squareplus_root(x, b)
+    s, s_lo, big = _squareplus_root(x, b)
     t = b * lit(x, 0.5) / (s + s_lo)
     plus, minus = x + s, s - x
     plus = plus + (_two_sum_low(x, s, plus) + s_lo)
     minus = minus + (_two_sum_low(s, -x, minus) + s_lo)
     # where s is |x|: the terms without their corrections (inf - inf there), and 0 below
     # the largest floats (t / 2|x| would take s - x = 2|x| past overflow; it is 0 there anyway)
-    big = abs(x) > pick(x, _SQUAREPLUS_BIG32, _SQUAREPLUS_BIG64)
     negative = (b * lit(x, 0.25) / -x) / -x if big else t / minus
     return (lit(x, 1.0) if big else lit(x, 1.0) - t / plus) if x >= 0.0 else negative
 
