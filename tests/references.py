@@ -586,3 +586,42 @@ def reference_backward(name: str, g: np.ndarray, x: np.ndarray, params: tuple[fl
         if x.dtype == np.float32:  # the derivative is a float32 value, then multiplied
             d = d.astype(np.float32).astype(np.float64)
         return (g.astype(np.float64) * d).astype(x.dtype)
+
+
+# --- the gated activations: value * f(gate) over the two halves, from the references above ----
+# (base, gate): the element-wise reference of f, and which half goes through it (glu: the
+# second, as PyTorch's F.glu; the others: the first, as the LLM MLPs compose them)
+GATED = {"glu": ("sigmoid", 1), "swiglu": ("silu", 0), "geglu": ("gelu", 0), "reglu": ("relu", 0)}
+GATED_PARAM_SETS = {"geglu": ((), ("tanh",))}
+
+
+def gated_halves(name: str, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(gate, value)"""
+    return (second, first) if GATED[name][1] == 1 else (first, second)
+
+
+def gated_forward(name: str, first: np.ndarray, second: np.ndarray, params: tuple = ()) -> np.ndarray:
+    """float64 value * f(gate)."""
+    gate, value = gated_halves(name, first.astype(np.float64), second.astype(np.float64))
+    with np.errstate(all="ignore"):
+        return value * REFERENCES[GATED[name][0]].f(gate, *params)
+
+
+def gated_backward(name: str, g: np.ndarray, first: np.ndarray, second: np.ndarray,
+                   params: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+    """float64 (grad of the first half, grad of the second)."""
+    ref = REFERENCES[GATED[name][0]]
+    g = g.astype(np.float64)
+    gate, value = gated_halves(name, first.astype(np.float64), second.astype(np.float64))
+    with np.errstate(all="ignore"):
+        # value * f' first: where f' is 0 the gradient is 0, whatever g * value is
+        grad_gate, grad_value = g * (value * ref.df(gate, *params)), g * ref.f(gate, *params)
+    return (grad_value, grad_gate) if GATED[name][1] == 1 else (grad_gate, grad_value)
+
+
+def gated_bounds(name: str, dtype) -> tuple[float, float]:
+    """(forward, backward) ulp bounds: the base's, plus the products' roundings."""
+    ref = REFERENCES[GATED[name][0]]
+    key = np.dtype(dtype).name
+    grad = (ref.grad_max_ulp or ref.max_ulp)[key]
+    return ref.max_ulp[key] + 2, max(grad, ref.max_ulp[key]) + 3

@@ -11,6 +11,7 @@ import pytest
 import fastact as fa
 from fastact.__main__ import main
 from fastact._bench import MODES, Runners, cases, time_calls
+from fastact._kinds import kind_of
 
 
 def test_time_calls_takes_turns_and_times_a_slow_peer_once():
@@ -89,10 +90,13 @@ def test_bench_runners_compute_the_function(name, mode):
     NumPy's rounding, and to what y + alpha loses where elu is near -alpha): the peers are
     the same functions, with the same parameters, doing what the mode says with memory."""
     ran = {}
+    act = fa.ACTIVATIONS[name]
+    if mode == "in place" and not kind_of(act).bench_in_place:  # the result has another shape than x
+        assert not list(cases([name], (np.dtype(np.float64),), (1024,), modes=(mode,)))
+        return
     for case in cases([name], (np.dtype(np.float64),), (1024,), modes=(mode,)):
         r = Runners(case)
-        act = fa.ACTIVATIONS[name]
-        kw = {"axis": -1} if act.kind == "rowwise" else {}
+        kw = kind_of(act).bench_kwargs
         if case.direction == "forward":
             want = act.forward(r.x0, *r._params(), **kw)
         else:

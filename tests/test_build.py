@@ -27,6 +27,7 @@ USE_KERNELS = textwrap.dedent("""
         fa.relu(x); fa.relu_backward(x, x); fa.relu_backward(x, y=x); fa.leaky_relu(x, 0.2)
         fa.prelu(x.reshape(2, -1), [0.1, 0.2], axis=0)
         fa.prelu_backward(x.reshape(2, -1), x.reshape(2, -1), [0.1, 0.2], axis=0)
+        fa.swiglu(x); fa.swiglu_backward(x[: n // 2], x); fa.geglu(x, x, approximate="tanh")
     fa.ufuncs.relu(x[::2]); fa.ufuncs.leaky_relu(x, 0.2); fa.ufuncs.elu_backward(x, x, 1.0)
     stats = {}
     from fastact._loops_ufunc import UFUNC_LOOPS
@@ -86,6 +87,21 @@ def test_kernels_vectorise(name, dtype):
         # in place, serial: the loop reads out (x or grad_output given as None)
         "forward in place": _asm(k.forward["flat"][0], None, x.copy(), p),
         "backward in place": _asm(k.backward["flat"][0], None, x, x.copy(), p),
+    }
+    for which, asm in loops.items():
+        assert PACKED_MATH.search(asm), f"{name} {which}: no packed ymm/zmm arithmetic: the loop did not vectorise"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", [name for name, act in fa.ACTIVATIONS.items() if act.kind == "gated"])
+def test_gated_kernels_vectorise(name, dtype):
+    k = fa.KERNELS[name]
+    x, half = np.ones((4, 128), dtype), np.ones((4, 64), dtype)
+    base = fa.ACTIVATIONS[name].kind_options["base"]  # whose parameters it takes
+    p = tuple(np.dtype(dtype).type(v) for v in numeric_params(base, first_params(base)))
+    loops = {
+        "forward": _asm(k.gated["forward"][0], x, 0, x, 64, half.copy(), 64, 4, p),
+        "backward": _asm(k.gated["backward"][0], half, x, 0, x, 64, x.copy(), 0, x.copy(), 64, 64, 4, p),
     }
     for which, asm in loops.items():
         assert PACKED_MATH.search(asm), f"{name} {which}: no packed ymm/zmm arithmetic: the loop did not vectorise"
@@ -292,6 +308,7 @@ FULL_WIDTH = textwrap.dedent("""
         "ufunc": zmm(UFUNC_LOOPS["sigmoid"].run, flat, flat, flat.copy(), np.float32(0), np.float32(0)),
         "softmax": zmm(s.rowwise["forward_tails"][0].py_func, rows, rows.copy(), 8),
         "prelu": zmm(p.channel["forward"][0].py_func, x, w, x.copy(), 64),
+        "gated": zmm(fa.KERNELS["swiglu"].gated["forward"][0].py_func, x, 0, x, 128, x[:, :128].copy(), 128, 4, ()),
         "user": zmm(users_loop, flat, flat.copy()),
     }
     print(json.dumps(got))

@@ -23,8 +23,12 @@ __all__ = [
     'celu_backward',
     'elu',
     'elu_backward',
+    'geglu',
+    'geglu_backward',
     'gelu',
     'gelu_backward',
+    'glu',
+    'glu_backward',
     'hard_silu',
     'hard_silu_backward',
     'hardshrink',
@@ -45,6 +49,8 @@ __all__ = [
     'mish_backward',
     'prelu',
     'prelu_backward',
+    'reglu',
+    'reglu_backward',
     'relu',
     'relu6',
     'relu6_backward',
@@ -69,6 +75,8 @@ __all__ = [
     'sparse_sigmoid_backward',
     'squareplus',
     'squareplus_backward',
+    'swiglu',
+    'swiglu_backward',
     'tanh',
     'tanh_backward',
     'tanhshrink',
@@ -298,3 +306,23 @@ def log_softmax(x: numpy.typing.ArrayLike, *, axis: int = -1, out: numpy.ndarray
 def log_softmax_backward(grad_output: numpy.ndarray, x: numpy.typing.ArrayLike | None = None, *, axis: int = -1, y: numpy.typing.ArrayLike | None = None, out: numpy.ndarray | None = None) -> numpy.ndarray: ...
 @overload
 def log_softmax_backward(grad_output: numpy.typing.ArrayLike, x: numpy.typing.ArrayLike | None = None, *, axis: int = -1, y: numpy.typing.ArrayLike | None = None, out: numpy.ndarray | None = None) -> numpy.ndarray | numpy.floating: ...
+@overload
+def glu(x: numpy.ndarray, b: numpy.typing.ArrayLike | None = None, *, axis: int = -1, out: numpy.ndarray | None = None) -> numpy.ndarray: ...
+@overload
+def glu(x: numpy.typing.ArrayLike, b: numpy.typing.ArrayLike | None = None, *, axis: int = -1, out: numpy.ndarray | None = None) -> numpy.ndarray | numpy.floating: ...
+def glu_backward(grad_output: numpy.typing.ArrayLike, x: numpy.typing.ArrayLike | None = None, b: numpy.typing.ArrayLike | None = None, *, axis: int = -1, y: numpy.typing.ArrayLike | None = None, out: numpy.ndarray | tuple[numpy.ndarray, numpy.ndarray] | None = None) -> numpy.ndarray | tuple[numpy.ndarray, numpy.ndarray]: ...
+@overload
+def swiglu(x: numpy.ndarray, b: numpy.typing.ArrayLike | None = None, *, axis: int = -1, out: numpy.ndarray | None = None) -> numpy.ndarray: ...
+@overload
+def swiglu(x: numpy.typing.ArrayLike, b: numpy.typing.ArrayLike | None = None, *, axis: int = -1, out: numpy.ndarray | None = None) -> numpy.ndarray | numpy.floating: ...
+def swiglu_backward(grad_output: numpy.typing.ArrayLike, x: numpy.typing.ArrayLike | None = None, b: numpy.typing.ArrayLike | None = None, *, axis: int = -1, y: numpy.typing.ArrayLike | None = None, out: numpy.ndarray | tuple[numpy.ndarray, numpy.ndarray] | None = None) -> numpy.ndarray | tuple[numpy.ndarray, numpy.ndarray]: ...
+@overload
+def geglu(x: numpy.ndarray, b: numpy.typing.ArrayLike | None = None, *, approximate: Literal['none', 'tanh'] = 'none', axis: int = -1, out: numpy.ndarray | None = None) -> numpy.ndarray: ...
+@overload
+def geglu(x: numpy.typing.ArrayLike, b: numpy.typing.ArrayLike | None = None, *, approximate: Literal['none', 'tanh'] = 'none', axis: int = -1, out: numpy.ndarray | None = None) -> numpy.ndarray | numpy.floating: ...
+def geglu_backward(grad_output: numpy.typing.ArrayLike, x: numpy.typing.ArrayLike | None = None, b: numpy.typing.ArrayLike | None = None, *, approximate: Literal['none', 'tanh'] = 'none', axis: int = -1, y: numpy.typing.ArrayLike | None = None, out: numpy.ndarray | tuple[numpy.ndarray, numpy.ndarray] | None = None) -> numpy.ndarray | tuple[numpy.ndarray, numpy.ndarray]: ...
+@overload
+def reglu(x: numpy.ndarray, b: numpy.typing.ArrayLike | None = None, *, axis: int = -1, out: numpy.ndarray | None = None) -> numpy.ndarray: ...
+@overload
+def reglu(x: numpy.typing.ArrayLike, b: numpy.typing.ArrayLike | None = None, *, axis: int = -1, out: numpy.ndarray | None = None) -> numpy.ndarray | numpy.floating: ...
+def reglu_backward(grad_output: numpy.typing.ArrayLike, x: numpy.typing.ArrayLike | None = None, b: numpy.typing.ArrayLike | None = None, *, axis: int = -1, y: numpy.typing.ArrayLike | None = None, out: numpy.ndarray | tuple[numpy.ndarray, numpy.ndarray] | None = None) -> numpy.ndarray | tuple[numpy.ndarray, numpy.ndarray]: ...

@@ -68,6 +68,14 @@ def three_array_pass(a, b, out):
         out[i] = a[i] * b[i]
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def five_array_pass(g, a, b, out_a, out_b):
+    # a gated backward's traffic: three arrays read, two written
+    for i in prange(g.shape[0]):
+        out_a[i] = g[i] * b[i]
+        out_b[i] = g[i] * a[i]
+
+
 # --- cases ---------------------------------------------------------------------------------------
 
 
@@ -96,7 +104,7 @@ class Case:
 
     @property
     def bytes_moved(self) -> int:
-        arrays = 2 if self.direction == "forward" else 3
+        arrays = kind_of(ACTIVATIONS[self.name]).bench_streams(self.direction == "forward")
         return arrays * self.size * np.dtype(self.dtype).itemsize
 
 
@@ -119,6 +127,8 @@ def cases(
                     if direction == FROM_Y and not (act.supports_y and not kind_of(act).backward_from_y_only):
                         continue
                     for mode in modes:
+                        if mode == "in place" and not kind_of(act).bench_in_place:
+                            continue
                         yield Case(name, direction, mode, np.dtype(dtype), size, params, threads)
 
 
@@ -150,11 +160,13 @@ class Runners:
         self.kind = kind = kind_of(act)
         shape = kind.bench_shape(n)
         self.rowwise = kind.backward_from_y_only
+        result_shape = kind.bench_result_shape(shape)  # the forward's result's, and grad_output's
         self.x0 = _inputs(shape, dt, seed, 3.0)
-        self.g = _inputs(shape, dt, seed + 1, 1.0)
+        self.g = _inputs(result_shape, dt, seed + 1, 1.0)
         self.x = self.x0.copy()
         self.gbuf = self.g.copy()
-        self.out = np.ones(shape, dt)  # an existing output, its pages already touched
+        # an existing output, its pages already touched
+        self.out = np.ones(result_shape if case.direction == "forward" else shape, dt)
         self.args = kind.bench_args(case.params, dt)  # the public functions' arguments after x
         # a row-wise backward works from the forward's output, as a training step has it
         self.from_y = self.rowwise or case.direction == FROM_Y
@@ -231,7 +243,8 @@ class Runners:
                 return op(aten, g, v, out, self.from_y, *p)
             buffer = g
         if case.mode == "new":
-            return lambda: call(torch.empty_like(buffer))
+            like = tensor(self.out)  # the result's shape (a gated backward's is x's, not g's)
+            return lambda: call(torch.empty_like(like))
         out = buffer if case.in_place else tensor(self.out)
         # a peer that allocates its result (no out overload) is not like for like here
         probe = call(out)
@@ -246,6 +259,16 @@ class Runners:
 
         x = flat(self.x0)
         forward = self.case.direction == "forward"
+        if x.size != self.g.size:  # gated: x holds two halves, each of the result's size
+            n, out, new = self.g.size, flat(self.out), self.case.mode == "new"
+            a, b = x[:n], x[n:]
+            if forward:
+                return (lambda: three_array_pass(a, b, np.empty_like(a))) if new else (
+                    lambda: three_array_pass(a, b, out[:n]))
+            g = flat(self.g)
+            if new:
+                return lambda: five_array_pass(g, a, b, *np.split(np.empty_like(x), 2))
+            return lambda: five_array_pass(g, a, b, out[:n], out[n:])
         if self.case.mode == "in place":
             if forward:
                 buf = flat(self.x)

@@ -57,16 +57,15 @@ def _forward_doc(act: Activation) -> str:
         f"{act.summary}\n\n{act.formula}\n\nDerivative: {act.derivative}.\n\n"
         f"Parameters\n----------\nx : array_like\n    float32 and float64 keep their dtype; float16 is "
         f"computed in float32; integers and bools convert as in np.exp.\n{kind_of(act).params_doc(act)}"
-        f"out : ndarray, optional\n    Where to write the result; out=x computes in place.\n\n"
+        f"{kind_of(act).out_doc}\n"
         f"Returns\n-------\nndarray (a NumPy scalar for scalar input), or out.\n\n{_example(act, False)}"
     )
 
 
 def _backward_doc(act: Activation) -> str:
     kind = kind_of(act)
-    inputs = "grad_output : array_like\n    d loss / d f(x), of x's shape.\n" + kind.x_doc
+    inputs = kind.grad_output_doc + kind.x_doc
     if act.supports_y:
         inputs += "y : array_like, optional, keyword\n    The forward's output, instead of x.\n"
-    out = "out : ndarray, optional\n    Where to write grad_x; out=grad_output computes in place.\n"
     return (f"Backward (gradient) of {act.name}: {act.formula}\n\n{act.derivative}.\n\n{kind.backward_summary(act)}\n\n"
-            f"Parameters\n----------\n{inputs}{kind.params_doc(act)}{out}\n{_example(act, True)}")
+            f"Parameters\n----------\n{inputs}{kind.params_doc(act)}{kind.backward_out_doc}\n{_example(act, True)}")

@@ -10,6 +10,7 @@ import numpy as np
 from ._cache import SOURCE_TOKEN, _jit_variants
 from ._kinds import kind_of
 from ._loops_channel import _channel_loops, _channel_loops_in_place
+from ._loops_gated import _gated_loops
 from ._loops_map import _chain_loops, _map_loops
 from ._loops_rows import _rowwise_loops, _rowwise_tail_loops
 from ._loops_ufunc import _make_ufunc, ufunc_checks
@@ -60,6 +61,11 @@ class Kernels:
         scalars = act.forward_scalar, act.row_constant_scalar, act.grad_term_scalar, act.grad_scalar
         with_tails = self._variants(_rowwise_tail_loops, *scalars)
         return self._variants(_rowwise_loops, *scalars) | {f"{k}_tails": v for k, v in with_tails.items()}
+
+    @cached_property
+    def gated(self) -> dict[str, tuple]:
+        """{"forward", "backward": (serial, parallel)}"""
+        return self._variants(_gated_loops, self.act.forward_scalar, self.act.grad_scalar)
 
     # ufuncs: fa.ufuncs.NAME, and the path for layouts the flat and row loops do not take
     @property

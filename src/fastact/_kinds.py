@@ -2,7 +2,7 @@
 
 An activation's ``kind`` names one of these. Each kind is a subclass of :class:`Kind` in
 the module of its public functions (``_elementwise.Elementwise``,
-``_channelwise.Channelwise``, ``_rowwise.Rowwise``), which registers itself by its name;
+``_channelwise.Channelwise``, ``_rowwise.Rowwise``, ``_gated.Gated``), which registers itself by its name;
 the code that serves every activation (``fastact``, ``_docs``, ``_warm``, ``ufuncs``,
 ``scalar``, ``torch``, ``_apply``, ``_bench``) asks the activation's kind, through
 :func:`kind_of`, and never which kind it is. A new kind is a new subclass (and its loops);
@@ -125,6 +125,10 @@ class Kind:
         return "Returns grad_output * f'(x). y= is not supported: the output does not determine f'."
 
     x_doc: ClassVar[str] = "x : array_like, optional\n    The forward's input (give x or y).\n"
+    grad_output_doc: ClassVar[str] = "grad_output : array_like\n    d loss / d f(x), of x's shape.\n"
+    out_doc: ClassVar[str] = "out : ndarray, optional\n    Where to write the result; out=x computes in place.\n"
+    backward_out_doc: ClassVar[str] = (
+        "out : ndarray, optional\n    Where to write grad_x; out=grad_output computes in place.\n")
 
     # --- python -m fastact apply -------------------------------------------------------------
     # apply's --param names beyond the declared parameters, and the required ones
@@ -146,6 +150,17 @@ class Kind:
     # --- benchmarks -------------------------------------------------------------------------
     def bench_shape(self, n: int) -> tuple[int, ...]:
         return (n,)
+
+    def bench_result_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The forward's result's shape (grad_output's) for an input of this shape."""
+        return shape
+
+    def bench_streams(self, forward: bool) -> int:
+        """The arrays of the bench size a pass reads and writes (its memory traffic)."""
+        return 2 if forward else 3
+
+    # whether a case in place exists (out=x for the forward, out=grad_output for the backward)
+    bench_in_place: ClassVar[bool] = True
 
     # whether its backward works from y (the row-wise backward, as a training step has it)
     backward_from_y_only: ClassVar[bool] = False

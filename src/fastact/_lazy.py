@@ -165,3 +165,69 @@ def prelu_backward(fn: Any, g: Any, x: Any, weight: Any, axis: Any, rdt: np.dtyp
     wdt = w.dtype if w.dtype in (np.float16, np.float32, np.float64) else np.dtype(np.float64)
     grad_weight = partials.sum(axis=tuple(i for i in range(x.ndim) if i != ax)).astype(wdt).reshape(w.shape)
     return grad_x, grad_weight
+
+
+def _halved_like(like: Any, axis: int, data: Any) -> Any:
+    """A DataArray of the split form's result: like's dimensions and attributes, its
+    coordinates but those along the halved dimension (which no longer match it)."""
+    dim = like.dims[axis]
+    half = like.isel({dim: slice(0, data.shape[axis])})
+    half = half.drop_vars([c for c in half.coords if dim in half.coords[c].dims])
+    return half.copy(data=data)
+
+
+def gated_forward(fn: Any, x: Any, b: Any, axis: Any, kwargs: dict, rdt: np.dtype) -> Any:
+    """The split form: each block holds x's whole length along axis (both halves); the
+    two-array form: the blocks of x and b side by side."""
+    if kind(x) == "xarray" or kind(b) == "xarray":
+        if b is None:
+            ax = _axis(fn.__name__, axis, x.ndim)
+            return _halved_like(x, ax, fn(x.data, axis=ax, **kwargs))
+        like = x if kind(x) == "xarray" else b
+        return like.copy(data=fn(_data(x), _data(b), **kwargs)) if np.shape(x) == np.shape(b) else \
+            fn(np.asarray(x), np.asarray(b), **kwargs)
+    import dask.array as da  # one of them is a dask array, so dask is there
+
+    if b is None:
+        ax = _axis(fn.__name__, axis, x.ndim)
+        x = _whole(x, ax)
+        chunks = tuple((c[0] // 2,) if i == ax else c for i, c in enumerate(x.chunks))
+        return x.map_blocks(partial(fn, axis=ax, **kwargs), dtype=rdt, chunks=chunks, meta=np.empty((0,) * x.ndim, rdt))
+    x, b = da.broadcast_arrays(da.asarray(x), da.asarray(b))
+    b = b.rechunk(x.chunks)
+    return da.map_blocks(partial(fn, **kwargs), x, b, dtype=rdt, meta=np.empty((0,) * x.ndim, rdt))
+
+
+def _gated_grad_block(g: np.ndarray, x: np.ndarray, b: np.ndarray, *, fn: Any, which: int, kwargs: dict) -> np.ndarray:
+    return fn(g, x, b, **kwargs)[which]
+
+
+def gated_backward(fn: Any, g: Any, x: Any, b: Any, axis: Any, kwargs: dict, rdt: np.dtype) -> Any:
+    if kind(x) == "xarray" or kind(g) == "xarray" or kind(b) == "xarray":
+        if b is None:
+            return x.copy(data=fn(_data(g), _data(x), axis=axis, **kwargs)) if kind(x) == "xarray" else \
+                fn(_data(g), _data(x), axis=axis, **kwargs)
+        grads = fn(_data(g), _data(x), _data(b), **kwargs)
+        return tuple(v.copy(data=gr) if kind(v) == "xarray" and v.shape == gr.shape else gr
+                     for v, gr in zip((x, b), grads, strict=True))
+    import dask.array as da  # one of them is a dask array, so dask is there
+
+    if b is None:
+        x = da.asarray(x)
+        ax = _axis(fn.__name__, axis, x.ndim)
+        x = _whole(x, ax)
+        g = da.asarray(g)
+        g = g.rechunk(tuple((c[0] // 2,) if i == ax else c for i, c in enumerate(x.chunks)))
+        return da.map_blocks(partial(fn, axis=ax, **kwargs), g, x, dtype=rdt, chunks=x.chunks,
+                             meta=np.empty((0,) * x.ndim, rdt))
+    # each gradient of the broadcast shape, block by block (the pair computed once per
+    # gradient), then summed over the axes its operand was broadcast along
+    from ._gated import _unbroadcast
+
+    shapes = (np.shape(x), np.shape(b))
+    g, xb, bb = da.broadcast_arrays(da.asarray(g), da.asarray(x), da.asarray(b))
+    xb, bb = xb.rechunk(g.chunks), bb.rechunk(g.chunks)
+    return tuple(
+        _unbroadcast(da.map_blocks(partial(_gated_grad_block, fn=fn, which=i, kwargs=kwargs), g, xb, bb, dtype=rdt,
+                                   meta=np.empty((0,) * g.ndim, rdt)), shapes[i])
+        for i in range(2))

@@ -21,7 +21,8 @@ from typing import Any
 
 from numba.extending import overload
 
-__all__ = ["PIECEWISE_LINEAR", "Activation", "Check", "Param", "REGISTRY", "elementwise", "channelwise", "rowwise"]
+__all__ = ["PIECEWISE_LINEAR", "Activation", "Check", "Param", "REGISTRY", "elementwise", "channelwise", "rowwise",
+           "gated"]
 
 _JITABLE: set[Callable[..., Any]] = set()
 
@@ -159,9 +160,11 @@ class Activation:
     derivatives in ``fastact.torch``; ``PIECEWISE_LINEAR`` where they are 0.
 
     ``kind`` is "elementwise" (a scalar function of one element), "channelwise"
-    (prelu: the parameter is a per-channel weight array along an axis) or "rowwise"
+    (prelu: the parameter is a per-channel weight array along an axis), "rowwise"
     (softmax, log_softmax: each element depends on every element of its row along an
-    axis; see :func:`rowwise` for what their scalar functions are).
+    axis; see :func:`rowwise` for what their scalar functions are) or "gated" (glu,
+    swiglu: one half of the input, through an element-wise activation, times the other;
+    see :func:`gated`).
     """
 
     name: str
@@ -180,6 +183,9 @@ class Activation:
     # from the tests' float64 references, and checked by running them as doctests
     examples: tuple[str, str] = ("", "")
     kind: str = "elementwise"
+    # fastact.torch's module class name for an activation PyTorch lacks ("" : the name in
+    # CamelCase, sparse_plus -> SparsePlus)
+    module_name: str = ""
     # a check across parameters (hardtanh's min_val <= max_val), of the validated values
     params_check: Check | None = None
     # channelwise only: d f / d weight, for the weight's gradient
@@ -188,6 +194,9 @@ class Activation:
     # per-element term whose row sum the gradient needs
     row_constant_scalar: Callable[..., float] | None = None
     grad_term_scalar: Callable[..., float] | None = None
+    # what only the kind's own module reads (gated: "base", the element-wise activation's
+    # name, and "gate", the half it applies to: 0 the first, 1 the second)
+    kind_options: dict[str, Any] = field(default_factory=dict)
     # the natural NumPy expressions, numpy(x, *params) and numpy_grad(g, x, *params):
     # the peer that benchmarks compare against
     numpy: Callable[..., Any] | None = field(default=None, repr=False)
@@ -385,4 +394,38 @@ def rowwise(
         row_constant_scalar=row_constant, grad_term_scalar=grad_term, kind="rowwise",
         formula=formula, derivative=derivative, summary=summary, examples=examples, numpy=numpy, numpy_grad=numpy_grad,
         torch_out=torch_out, torch_grad_out=torch_grad_out, torch_grad_from=("y",),
+    )
+
+
+def gated(
+    name: str,
+    base: Activation,
+    *,
+    gate: int,
+    formula: str,
+    derivative: str,
+    summary: str,
+    examples: tuple[str, str],
+    numpy: Callable[..., Any] | None = None,
+    numpy_grad: Callable[..., Any] | None = None,
+    torch_out: Callable[..., Any] | None = None,
+    torch_grad_out: Callable[..., Any] | None = None,
+    module_name: str = "",
+) -> Activation:
+    """Declare a gated activation: value * base(gate), where gate and value are the two
+    halves of x along an axis (or two arrays), ``gate`` saying which half goes through
+    the element-wise activation ``base`` (0: the first, 1: the second); base's
+    parameters are the gated activation's. Its scalar functions are base's."""
+    where = f"gated({name!r})"
+    if base.kind != "elementwise":
+        raise TypeError(f"{where}: base must be an element-wise activation, got {base.name} ({base.kind})")
+    if gate not in (0, 1):
+        raise ValueError(f"{where}: gate must be 0 (the first half) or 1 (the second), got {gate!r}")
+    _check_declaration("gated", name, base.params, {})
+    return _register(
+        name=name, forward_scalar=base.forward_scalar, grad_scalar=base.grad_scalar, params=base.params,
+        grad2_scalar=base.grad2_scalar, params_check=base.params_check, kind="gated",
+        kind_options={"base": base.name, "gate": gate}, module_name=module_name,
+        formula=formula, derivative=derivative, summary=summary, examples=examples, numpy=numpy, numpy_grad=numpy_grad,
+        torch_out=torch_out, torch_grad_out=torch_grad_out,
     )

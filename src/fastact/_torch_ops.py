@@ -88,9 +88,14 @@ def torch_has_inplace(name: str) -> bool:
 
 def class_name(name: str) -> str:
     """The module's class name: torch.nn's (leaky_relu -> LeakyReLU), or for an activation
-    PyTorch lacks its name in CamelCase (sparse_plus -> SparsePlus)."""
+    PyTorch lacks its declared module_name (SwiGLU), else its name in CamelCase
+    (sparse_plus -> SparsePlus)."""
+    from . import ACTIVATIONS
+
     cls = torch_class(name)
-    return cls.__name__ if cls is not None else "".join(part.capitalize() for part in name.split("_"))
+    if cls is not None:
+        return cls.__name__
+    return ACTIVATIONS[name].module_name or "".join(part.capitalize() for part in name.split("_"))
 
 
 def torch_only_error(name: str, input: torch.Tensor) -> TypeError:

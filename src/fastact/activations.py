@@ -47,6 +47,7 @@ from ._math import (
 )
 from ._registry import (
     PIECEWISE_LINEAR,
+    REGISTRY,
     Check,
     Param,
     channelwise,
@@ -55,6 +56,7 @@ from ._registry import (
     finite_nonnegative,
     finite_nonzero,
     finite_positive,
+    gated,
     inline_jitable,
     not_nan,
     rowwise,
@@ -1397,4 +1399,146 @@ rowwise(
         aten._log_softmax_backward_data.out(
             g, y, dim, y.dtype, out=out)
     ),
+)
+
+
+# --- the gated activations: value * f(gate), over the two halves of x along an axis --------
+# glu gates as PyTorch's F.glu (the first half times the sigmoid of the second); the
+# others as the LLM MLPs that compose them (F.silu(a) * b: the first half through the
+# activation). The halves may also be given as two arrays, in the same order.
+
+
+def _halves(x, axis):
+    return np.split(x, 2, axis=axis)
+
+
+def _np_gated(f, gate):
+    def forward(x, *params, axis=-1):
+        h = _halves(x, axis)
+        return h[1 - gate] * f(h[gate], *params)
+
+    return forward
+
+
+def _np_gated_grad(f, df, gate):
+    def backward(g, x, *params, axis=-1):
+        h = _halves(x, axis)
+        value, at = h[1 - gate], h[gate]
+        grads = [None, None]
+        grads[gate], grads[1 - gate] = g * value * df(at, *params), g * f(at, *params)
+        return np.concatenate(grads, axis=axis)
+
+    return backward
+
+
+def _np_sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _torch_halves(x, dim):
+    h = x.shape[dim] // 2
+    return x.narrow(dim, 0, h), x.narrow(dim, h, h)
+
+
+def _torch_gated_out(f):
+    """PyTorch's composition f(a) * b, written into out (f's result a new tensor)."""
+    def out_op(aten, x, out, dim, *params):
+        a, b = _torch_halves(x, dim)
+        return aten.mul.out(f(aten, a, *params), b, out=out)
+
+    return out_op
+
+
+def _torch_gated_grad_out(f, df):
+    """The backward of PyTorch's composition f(a) * b, as its autograd runs it: its
+    operators' results new tensors, the two gradients written into out's halves."""
+    def grad_op(aten, g, x, out, from_y, dim, *params):
+        a, b = _torch_halves(x, dim)
+        ga, gb = _torch_halves(out, dim)
+        df(aten, aten.mul.Tensor(g, b), a, ga, *params)
+        aten.mul.out(g, f(aten, a, *params), out=gb)
+        return out
+
+    return grad_op
+
+
+def _np_silu(x):
+    return x * _np_sigmoid(x)
+
+
+gated(
+    "glu",
+    REGISTRY["sigmoid"],
+    gate=1,
+    examples=(
+        "array([-0.62245933,  0.36485105])",
+        "array([ 0.62245933,  0.18242552, -0.23500371,  0.2982929 ])",
+    ),
+    formula="f(x) = a * sigmoid(b), where a and b are the first and second halves of x along axis",
+    derivative="df/da = sigmoid(b), df/db = a * sigmoid(b) * (1 - sigmoid(b))",
+    summary="Gated linear unit (PyTorch's F.glu): the first half gated by the sigmoid of the second.",
+    numpy=_np_gated(_np_sigmoid, 1),
+    numpy_grad=_np_gated_grad(_np_sigmoid, lambda b: _np_sigmoid(b) * (1 - _np_sigmoid(b)), 1),
+    torch_out=lambda aten, x, out, dim: aten.glu.out(x, dim, out=out),
+    torch_grad_out=lambda aten, g, x, out, from_y, dim: aten.glu_backward.grad_input(g, x, dim, grad_input=out),
+)
+
+gated(
+    "swiglu",
+    REGISTRY["silu"],
+    gate=0,
+    examples=(
+        "array([-0.13447071, -2.64239123])",
+        "array([ 0.03616474, -1.63617637, -0.26894142,  1.76159416])",
+    ),
+    formula="f(x) = silu(a) * b, where a and b are the first and second halves of x along axis",
+    derivative="df/da = b * silu'(a), df/db = silu(a)",
+    summary="SwiGLU (Shazeer, 2020; the MLP of LLaMA-style models): silu of the first half times the second.",
+    numpy=_np_gated(_np_silu, 0),
+    numpy_grad=_np_gated_grad(_np_silu, lambda a: _np_sigmoid(a) * (1 + a * (1 - _np_sigmoid(a))), 0),
+    torch_out=_torch_gated_out(lambda aten, a: aten.silu.default(a)),
+    torch_grad_out=_torch_gated_grad_out(lambda aten, a: aten.silu.default(a),
+                                         lambda aten, h, a, out: aten.silu_backward.grad_input(h, a, grad_input=out)),
+    module_name="SwiGLU",
+)
+
+gated(
+    "geglu",
+    REGISTRY["gelu"],
+    gate=0,
+    examples=(
+        "array([-0.07932763, -2.9317496 ])",
+        "array([-0.04165774, -1.6278477 , -0.15865525,  1.95449974])",
+    ),
+    formula="f(x) = gelu(a, approximate) * b, where a and b are the first and second halves of x along axis",
+    derivative="df/da = b * gelu'(a), df/db = gelu(a)",
+    summary="GEGLU (Shazeer, 2020): gelu of the first half (erf form, or approximate='tanh') times the second.",
+    numpy=_np_gated(_np_gelu, 0),
+    numpy_grad=_np_gated_grad(_np_gelu, lambda a, approximate="none": _np_gelu_grad(1.0, a, approximate), 0),
+    torch_out=_torch_gated_out(lambda aten, a, approximate="none": aten.gelu.default(a, approximate=approximate)),
+    torch_grad_out=_torch_gated_grad_out(
+        lambda aten, a, approximate="none": aten.gelu.default(a, approximate=approximate),
+        lambda aten, h, a, out, approximate="none": aten.gelu_backward.grad_input(
+            h, a, approximate=approximate, grad_input=out)),
+    module_name="GEGLU",
+)
+
+gated(
+    "reglu",
+    REGISTRY["relu"],
+    gate=0,
+    examples=(
+        "array([ 0., -3.])",
+        "array([ 0. , -1.5,  0. ,  2. ])",
+    ),
+    formula="f(x) = relu(a) * b, where a and b are the first and second halves of x along axis",
+    derivative="df/da = b if a > 0 else 0, df/db = relu(a)",
+    summary="ReGLU (Shazeer, 2020): relu of the first half times the second.",
+    numpy=_np_gated(lambda a: np.maximum(a, 0), 0),
+    numpy_grad=_np_gated_grad(lambda a: np.maximum(a, 0), lambda a: (a > 0).astype(a.dtype), 0),
+    torch_out=_torch_gated_out(lambda aten, a: aten.relu.default(a)),
+    torch_grad_out=_torch_gated_grad_out(lambda aten, a: aten.relu.default(a),
+                                         lambda aten, h, a, out: aten.threshold_backward.grad_input(h, a, 0.0,
+                                                                                                  grad_input=out)),
+    module_name="ReGLU",
 )

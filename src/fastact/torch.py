@@ -76,9 +76,11 @@ def _example(act: Activation, call: str) -> str:
 
 def _functional_doc(act: Activation) -> str:
     if _torch_class(act.name) is None:
+        others, params = getattr(_adapter(act), "FASTACT_ONLY_DOC", (
+            "any other tensor raises TypeError", "those of fastact.{name}, and inplace=False (keyword)"))
         head = (f"{act.name}, which PyTorch does not have, computed by fastact on dense CPU float "
-                f"tensors (any other tensor raises TypeError).\n\n{act.formula}\n\nDerivative: {act.derivative}."
-                f"\n\nParameters: those of fastact.{act.name}, and inplace=False (keyword).\n\n")
+                f"tensors ({others}).\n\n{act.formula}\n\nDerivative: {act.derivative}."
+                f"\n\nParameters: {params.format(name=act.name)}.\n\n")
     else:
         head = (f"torch.nn.functional.{act.name} computed by fastact on contiguous CPU float tensors "
                 f"(PyTorch's own otherwise).\n\n{act.formula}\n\nDerivative: {act.derivative}.\n\n"
@@ -92,9 +94,11 @@ def _module_doc(act: Activation, cls_name: str) -> str:
     if setup:
         doc = doc.replace(f">>> {call}", setup + f">>> {call}", 1)
     if _torch_class(act.name) is None:
+        params = getattr(_adapter(act), "FASTACT_ONLY_DOC", ("", "those of fastact.{name}, and inplace=False"))[1]
         return (f"{cls_name}: {act.name} as a torch.nn.Module, which PyTorch does not have, computed by fastact."
-                f"\n\n{act.formula}\n\nDerivative: {act.derivative}.\n\nParameters: those of fastact.{act.name}, "
-                f"and inplace=False, as constructor arguments and attributes.\n\n" + doc)
+                f"\n\n{act.formula}\n\nDerivative: {act.derivative}.\n\nParameters: "
+                f"{params.format(name=act.name).replace(' (keyword)', '')}, as constructor arguments and "
+                f"attributes.\n\n" + doc)
     return (f"torch.nn.{cls_name} computed by fastact (same constructor, attributes and state_dict).\n\n"
             f"{act.formula}\n\nDerivative: {act.derivative}.\n\nParameters: those of torch.nn.{cls_name}.\n\n"
             + doc)
