@@ -96,6 +96,15 @@ def _split_shape(function: str, x: np.ndarray, axis: Any) -> tuple[int, tuple[in
     return ax, shape, (rows, math.prod(shape) // rows if rows else 0)
 
 
+def _pair_shape(function: str, x: np.ndarray, b: np.ndarray) -> tuple[int, ...]:
+    """The two-array form's result shape: x's and b's, broadcast."""
+    try:
+        return np.broadcast_shapes(x.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{function}: x has shape {x.shape} and b has shape {b.shape}, "
+                         f"which do not broadcast together") from None
+
+
 def _unbroadcast(full: Any, shape: tuple[int, ...]) -> Any:
     """The sum of full over the axes along which an operand of this shape was broadcast
     (its gradient, as autograd gives it), in float64 for a float32 full."""
@@ -142,11 +151,7 @@ def make_gated(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         else:
             b = as_input(fname, "b", b)
             rdt = _result_dtype2(fname, "x", x.dtype, "b", b.dtype)
-            try:
-                shape = np.broadcast_shapes(x.shape, b.shape)
-            except ValueError:
-                raise ValueError(f"{fname}: x has shape {x.shape} and b has shape {b.shape}, "
-                                 f"which do not broadcast together") from None
+            shape = _pair_shape(fname, x, b)
             rows, m = 1, math.prod(shape)
         odt = _Operands(rdt)
         params = values(fname, kwargs, odt)
@@ -185,11 +190,7 @@ def make_gated(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
             b = as_input(bname, "b", b)
             rdt = np.result_type(_result_dtype2(bname, "grad_output", g.dtype, "x", x.dtype),
                                  result_dtype(bname, "b", b.dtype))
-            try:
-                shape = np.broadcast_shapes(x.shape, b.shape)
-            except ValueError:
-                raise ValueError(f"{bname}: x has shape {x.shape} and b has shape {b.shape}, "
-                                 f"which do not broadcast together") from None
+            shape = _pair_shape(bname, x, b)
             rows, m = 1, math.prod(shape)
             shapes = [x.shape, b.shape]
         try:

@@ -19,6 +19,7 @@ from numba.core import types as nbtypes
 from numba.extending import overload
 
 from ._loops_map import computed, narrow, widen
+from ._registry import inline_jitable
 
 
 def call(f, x, params):
@@ -39,6 +40,16 @@ def _call(f, x, params):
     return None
 
 
+def _task(t, per_row, block, m, group, rows):
+    """Task t's columns [j0, j1) and rows [i0, i1)."""
+    r = t // per_row
+    j0 = (t - r * per_row) * block
+    return j0, min(j0 + block, m), r * group, min(r * group + group, rows)
+
+
+inline_jitable(_task)
+
+
 def _gated_loops(f, df, token):
     """forward: out = value * f(gate); backward: grad_gate = g * value * f'(gate) and
     grad_value = g * f(gate), each element read before either gradient is written (so
@@ -49,10 +60,8 @@ def _gated_loops(f, df, token):
         rows, m = out.shape
         per_row = (m + block - 1) // block
         for t in prange(per_row * ((rows + group - 1) // group)):
-            r = t // per_row
-            j0 = (t - r * per_row) * block
-            j1 = min(j0 + block, m)
-            for i in range(r * group, min(r * group + group, rows)):
+            j0, j1, i0, i1 = _task(t, per_row, block, m, group, rows)
+            for i in range(i0, i1):
                 a = gate[i, gate_at + j0:gate_at + j1]
                 b = value[i, value_at + j0:value_at + j1]
                 o = out[i, j0:j1]
@@ -65,10 +74,8 @@ def _gated_loops(f, df, token):
         rows, m = g.shape
         per_row = (m + block - 1) // block
         for t in prange(per_row * ((rows + group - 1) // group)):
-            r = t // per_row
-            j0 = (t - r * per_row) * block
-            j1 = min(j0 + block, m)
-            for i in range(r * group, min(r * group + group, rows)):
+            j0, j1, i0, i1 = _task(t, per_row, block, m, group, rows)
+            for i in range(i0, i1):
                 gi = g[i, j0:j1]
                 a = gate[i, gate_at + j0:gate_at + j1]
                 b = value[i, value_at + j0:value_at + j1]
