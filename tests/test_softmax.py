@@ -14,7 +14,7 @@ from fastact._arrays import PARALLEL_MIN_SIZE
 from .conftest import Guard
 from .references import ulp_distance
 
-NAMES = ["softmax", "log_softmax"]
+NAMES = ["softmax", "log_softmax", "softmin"]
 DTYPES = [np.float32, np.float64]
 mp = mpmath.mp
 
@@ -35,6 +35,8 @@ def _rows(a, axis):
 
 def ref_forward(name, x, axis=-1):
     """The exact values (mpmath, 50 digits), rounded once to float64."""
+    if name == "softmin":  # softmax(-x)
+        return ref_forward("softmax", -np.asarray(x, np.float64), axis)
     if x.ndim == 0:
         return np.float64(1.0 if name == "softmax" else 0.0) if np.isfinite(x) else np.float64(np.nan)
     rows, back = _rows(x, axis)
@@ -56,6 +58,9 @@ def ref_forward(name, x, axis=-1):
 def ref_backward(name, g, y, axis=-1):
     """The gradient from the forward's output y, taken as exact; and for each element the
     size of the terms it is computed from (what a rounding error is relative to)."""
+    if name == "softmin":  # minus softmax's, through y = softmax(-x)
+        grad, scale = ref_backward("softmax", g, y, axis)
+        return -grad, scale
     rows_g, back = _rows(g, axis)
     rows_y, _ = _rows(y, axis)
     grad, scale = [], []
@@ -78,7 +83,8 @@ def ref_backward(name, g, y, axis=-1):
 # are within a few eps for such rows; their worst case grows with the row's length, and
 # forward_ok accepts softmax float64 within that worst case too).
 FORWARD_ULP = {("softmax", "float32"): 2, ("softmax", "float64"): 6,
-               ("log_softmax", "float32"): 1, ("log_softmax", "float64"): 2}
+               ("log_softmax", "float32"): 1, ("log_softmax", "float64"): 2,
+               ("softmin", "float32"): 2, ("softmin", "float64"): 6}
 SUM_EPS = 4
 # backward: error / (eps * the size of the terms), the terms as ref_backward gives them
 BACKWARD_TERMS = 4
@@ -92,7 +98,7 @@ def forward_ok(name, got, x, axis=-1):
     want = ref_forward(name, x, axis).astype(got.dtype)
     bound = FORWARD_ULP[name, got.dtype.name]
     ok = ulp_distance(got, want) <= bound
-    if name == "softmax" and got.dtype == np.float64 and x.ndim:
+    if name in ("softmax", "softmin") and got.dtype == np.float64 and x.ndim:
         # FORWARD_ULP is what was measured; the guarantee is the error bound of the
         # uncompensated float64 sum of n exponentials (each within an ulp), plus the
         # division's rounding: (n + 2) eps relative. A 16-element column reached 7 ulp.
@@ -175,7 +181,7 @@ def test_scales_and_overflow(name, scale, dtype, no_warnings):
     y = forward(name)(x)
     assert np.isfinite(y[y != -np.inf]).all()
     assert_forward(name, y, x)
-    if name == "softmax":
+    if name != "log_softmax":
         np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=64 * np.finfo(dtype).eps)
 
 
@@ -189,18 +195,20 @@ def test_special_values(name, dtype, no_warnings):
                   [1e3, 0.0, -1e3], [-0.0, 0.0, -0.0], [5e-324, 0.0, -1e-310]], dtype=dtype)
     y = forward(name)(x)
     assert_forward(name, y, x)
-    assert np.isnan(y[1:5]).all() and not np.isnan(y[[0, 5, 6, 7]]).any()
+    # softmin sees -x: its +inf are x's -inf
+    nan_rows, rows = ([0, 1, 3], [2, 4, 5, 6, 7]) if name == "softmin" else ([1, 2, 3, 4], [0, 5, 6, 7])
+    assert np.isnan(y[nan_rows]).all() and not np.isnan(y[rows]).any()
     g = np.ones_like(x)
     gx = backward(name)(g, y=y)
-    assert np.isnan(gx[1:5]).all() and not np.isnan(gx[[0, 5, 6, 7]]).any()
-    assert_backward(name, gx[[0, 5, 6, 7]], g[[0, 5, 6, 7]], y[[0, 5, 6, 7]])
+    assert np.isnan(gx[nan_rows]).all() and not np.isnan(gx[rows]).any()
+    assert_backward(name, gx[rows], g[rows], y[rows])
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_zero_dimensional_and_empty(name, no_warnings):
     """A 0-d x is one row of one element (PyTorch's convention); empty arrays stay empty."""
     one = forward(name)(np.float32(3.0))
-    assert one == (1.0 if name == "softmax" else 0.0) and one.dtype == np.float32
+    assert one == (0.0 if name == "log_softmax" else 1.0) and one.dtype == np.float32
     assert backward(name)(np.float64(2.0), y=one) == 0.0  # a one-element row is constant
     for shape, axis in (((0,), -1), ((3, 0), -1), ((0, 4), -1), ((3, 0), 0)):
         x = np.ones(shape)
@@ -404,3 +412,31 @@ def test_bad_input(name):
         if word:
             assert name in str(info.value) and word in str(info.value), str(info.value)
         guard.check()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dtype_casts_first_as_pytorch(name):
+    """dtype= (PyTorch's): x is cast to it first; the result has it."""
+    x16 = (RNG.standard_normal((5, 40)) * 4).astype(np.float16)
+    y = forward(name)(x16, dtype=np.float32)
+    assert y.dtype == np.float32
+    assert_forward(name, y, x16.astype(np.float32))
+    y64 = forward(name)([[1, 2, 3]], dtype="float64", axis=0)
+    assert y64.dtype == np.float64 and y64.shape == (1, 3)
+    down = forward(name)(np.linspace(-3, 3, 12).reshape(3, 4), dtype=np.float16, axis=0)
+    assert down.dtype == np.float16
+    np.testing.assert_array_equal(down, forward(name)(np.linspace(-3, 3, 12).reshape(3, 4).astype(np.float16), axis=0))
+    out = np.empty((5, 40), np.float32)
+    assert forward(name)(x16, dtype=np.float32, out=out) is out
+    np.testing.assert_array_equal(out, y)
+    for bad in (np.int32, complex, "foo"):
+        with pytest.raises(TypeError, match=f"{name}: dtype"):
+            forward(name)(x16, dtype=bad)
+    torch = pytest.importorskip("torch")
+    import fastact.torch as ft
+
+    t = torch.from_numpy(x16.astype(np.float32)).to(torch.float16)
+    want = getattr(torch.nn.functional, name)(t, dim=1, dtype=torch.float32)
+    got = getattr(ft, name)(t, dim=1, dtype=torch.float32)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)

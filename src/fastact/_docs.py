@@ -56,7 +56,7 @@ def _forward_doc(act: Activation) -> str:
     return (
         f"{act.summary}\n\n{act.formula}\n\nDerivative: {act.derivative}.\n\n"
         f"Parameters\n----------\nx : array_like\n    float32 and float64 keep their dtype; float16 is "
-        f"computed in float32; integers and bools convert as in np.exp.\n{kind_of(act).params_doc(act)}"
+        f"computed in float32; integers and bools convert as in np.exp.\n{kind_of(act).forward_params_doc(act)}"
         f"{kind_of(act).out_doc}\n"
         f"Returns\n-------\nndarray (a NumPy scalar for scalar input), or out.\n\n{_example(act, False)}"
     )

@@ -109,6 +109,11 @@ class Kind:
 
         return "".join(one(p) for p in act.params)
 
+    def forward_params_doc(self, act: Activation) -> str:
+        """The forward docstring's lines for the arguments after x (params_doc, and any the
+        forward alone takes)."""
+        return self.params_doc(act)
+
     def example_args(self, act: Activation) -> str:
         """The arguments after x in the examples: the required parameters, by name."""
         return "".join(f", {p.name}={p.example!r}" for p in act.params if p.required)

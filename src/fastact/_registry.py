@@ -379,6 +379,7 @@ def rowwise(
     numpy_grad: Callable[..., Any] | None = None,
     torch_out: Callable[..., Any] | None = None,
     torch_grad_out: Callable[..., Any] | None = None,
+    negated: bool = False,
 ) -> Activation:
     """Declare a normalisation over the rows along an axis (softmax, log_softmax).
 
@@ -386,12 +387,15 @@ def rowwise(
     ``c = row_constant(s)`` and each output ``element(x, e, m, c)`` with e = exp(x - m).
     The backward works from the output y: ``r = sum(grad_term(g, y))`` over the row (in
     float64), then ``grad(g, y, r)`` per element. Given x instead, y is computed first.
+    ``negated``: the kernels see -x (softmin is softmax(-x); grad is then the derivative
+    with respect to x, its sign included).
     """
     _check_declaration("rowwise", name, (), {
         "element": (element, 4), "row_constant": (row_constant, 1), "grad_term": (grad_term, 2), "grad": (grad, 3)})
     return _register(
         name=name, forward_scalar=element, grad_scalar=grad, grad_from_y_scalar=grad,
         row_constant_scalar=row_constant, grad_term_scalar=grad_term, kind="rowwise",
+        kind_options={"negated": negated},
         formula=formula, derivative=derivative, summary=summary, examples=examples, numpy=numpy, numpy_grad=numpy_grad,
         torch_out=torch_out, torch_grad_out=torch_grad_out, torch_grad_from=("y",),
     )

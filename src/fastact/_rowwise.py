@@ -25,6 +25,7 @@ from ._arrays import (
     as_input,
     check_out,
     compute_dtype,
+    is_bfloat16,
     overlaps_partly,
     parallel_min_size,
     result_dtype,
@@ -145,6 +146,25 @@ def _rowwise_result(
 _AXIS = inspect.Parameter("axis", inspect.Parameter.KEYWORD_ONLY, default=-1, annotation=int)
 
 
+_DTYPE = inspect.Parameter("dtype", inspect.Parameter.KEYWORD_ONLY, default=None,
+                           annotation="numpy.typing.DTypeLike | None")
+
+
+def _cast_input(function: str, x: Any, dtype: Any) -> Any:
+    """x cast to dtype (float16, bfloat16, float32 or float64), as PyTorch's dtype= does
+    before the operation; a dask array or DataArray stays lazy."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{function}: dtype {dtype!r} is not a NumPy dtype") from None
+    if not (dt.kind == "f" and dt.itemsize <= 8) and not is_bfloat16(dt):
+        raise TypeError(f"{function}: dtype must be float16, bfloat16, float32 or float64, got {dt}")
+    if _lazy.kind(x) or isinstance(x, np.ndarray):
+        _refuse_masked(function, ("x", x))
+        return x.astype(dt, copy=False) if isinstance(x, np.ndarray) else x.astype(dt)
+    return as_input(function, "x", x).astype(dt, copy=False)
+
+
 def _lean_rows(a: np.ndarray, axis: Any, direction: str) -> int:
     """The row length, when a (an ndarray) can take the lean small path of the row-wise
     functions: float32/float64, C-contiguous, non-empty rows along the last axis, below
@@ -160,15 +180,23 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
     fname, bname = act.name, f"{act.name}_backward"
     ndarray = np.ndarray
     serial: dict[str, Callable[..., None]] = {}  # the serial rows kernels, once loaded
+    # softmin: the kernels compute softmax over -x, negated into the output (or a private
+    # array) first and computed there in place: one more pass, as PyTorch's softmin makes
+    negated = act.kind_options.get("negated", False)
 
-    def forward(x, *, axis=-1, out=None):
+    def forward(x, *, axis=-1, dtype=None, out=None):
+        if dtype is not None:  # as PyTorch: x is cast to dtype first, and the result has it
+            x = _cast_input(fname, x, dtype)
         if (type(x) is ndarray and (n := _lean_rows(x, axis, "rows forward"))
                 and (result := _small_out(out, x)) is not None):
             kernel = "forward" if n % _TAIL == 0 else "forward_tails"
             if kernel not in serial:
                 serial[kernel] = kernels.rowwise[kernel][0]
+            if negated:
+                np.negative(x, out=result)
             # one task of all rows: the serial kernel runs its tasks in order anyway
-            serial[kernel](None if result is x else x.reshape(-1, n), result.reshape(-1, n), max(1, x.size // n))
+            serial[kernel](None if result is x or negated else x.reshape(-1, n), result.reshape(-1, n),
+                           max(1, x.size // n))
             return result
         if _lazy.kind(x):
             return _lazy.rowwise_forward(forward, x, axis, _lazy_dtype(fname, out, ("x", x)))
@@ -179,6 +207,13 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         ax = _normalize_axis(fname, axis, x.ndim)
         if out is not None:
             check_out(fname, out, x.shape, rdt)
+        if negated:
+            xn = x.astype(cdt)  # private: negated and computed in place when no out is given
+            np.negative(xn, out=xn)
+            if out is None:
+                _run_rowwise(kernels, "forward", xn.shape, ax, (xn,), xn, fresh_out=False)
+                return _returned(xn.astype(rdt, copy=False), False)
+            return _rowwise_result(kernels, "forward", ax, (xn,), out, rdt)
         return _rowwise_result(kernels, "forward", ax, (x.astype(cdt, copy=False),), out, rdt)
 
     def backward(grad_output, x=None, *, axis=-1, y=None, out=None):
@@ -216,11 +251,11 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
             check_out(bname, out, shape, rdt)
         gc, vc = np.broadcast_to(g.astype(cdt, copy=False), shape), np.broadcast_to(v.astype(cdt, copy=False), shape)
         # the gradient is expressed through the output: given x, compute it first
-        yc = _rowwise_new(kernels, "forward", ax, (vc,)) if y is None else vc
+        yc = _rowwise_new(kernels, "forward", ax, (np.negative(vc) if negated else vc,)) if y is None else vc
         return _rowwise_result(kernels, "backward", ax, (gc, yc), out, rdt)
 
     forward.__signature__ = inspect.Signature(
-        [inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY), _AXIS, _OUT],
+        [inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY), _AXIS, _DTYPE, _OUT],
         return_annotation="numpy.ndarray | numpy.floating",
     )
     backward.__signature__ = inspect.Signature(
@@ -261,6 +296,10 @@ class Rowwise(Kind):
 
     def params_doc(self, act: Activation) -> str:
         return "axis : int, default -1\n    The axis along which the rows run (any axis, any layout).\n"
+
+    def forward_params_doc(self, act: Activation) -> str:
+        return (self.params_doc(act) + "dtype : float dtype, optional\n    x is cast to it first (PyTorch's dtype=): "
+                "the result has it, float16 input computed and returned as float32 with dtype=np.float32.\n")
 
     def backward_example(self, act: Activation, args: str, printed: str) -> list[str]:
         return [f">>> fa.{act.name}_backward({EXAMPLE_ROW_GRAD}, y=fa.{act.name}(x))", printed]

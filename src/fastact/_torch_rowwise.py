@@ -41,9 +41,15 @@ def _log_softmax_second(backward: Any, g: torch.Tensor, y: torch.Tensor, w: torc
     return w - (w * e).sum(dim, keepdim=True), -g.sum(dim, keepdim=True) * w * e
 
 
+def _softmin_second(backward: Any, g: torch.Tensor, y: torch.Tensor, w: torch.Tensor, dim: int) -> tuple:
+    # grad_x = -(softmax's): its vjp in g is itself (symmetric in g), in y minus softmax's
+    dg, dy = _softmax_second(backward, g, y, w, dim)
+    return dg, -dy
+
+
 # the vector-Jacobian products of the row-wise backward (grad, y) -> grad_x, as PyTorch
 # operations: differentiable again, to any order
-_ROW_SECOND = {"softmax": _softmax_second, "log_softmax": _log_softmax_second}
+_ROW_SECOND = {"softmax": _softmax_second, "log_softmax": _log_softmax_second, "softmin": _softmin_second}
 
 
 def make(act: Activation) -> tuple[type[torch.autograd.Function], Callable[..., torch.Tensor]]:
@@ -108,10 +114,14 @@ def make(act: Activation) -> tuple[type[torch.autograd.Function], Callable[..., 
     torch_fn = getattr(F, name)
 
     def functional(input: torch.Tensor, dim: int | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
-        # dim=None is PyTorch's deprecated implicit choice (with its warning) and dtype= casts
-        # first: both are PyTorch's to do
-        if dim is None or dtype is not None or not fast_path(input):
+        # dim=None is PyTorch's deprecated implicit choice (with its warning): PyTorch's to do.
+        # dtype= casts the input first, as PyTorch does (a differentiable cast)
+        if dim is None or not fast_path(input):
             return torch_fn(input, dim=dim, dtype=dtype)
+        if dtype is not None:
+            input = input.to(dtype)
+            if not fast_path(input):
+                return torch_fn(input, dim=dim)
         return function.apply(input, dim)
 
     return function, functional

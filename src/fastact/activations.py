@@ -1360,6 +1360,33 @@ rowwise(
 )
 
 
+def softmin_grad(g, y, r):
+    # y = softmax(-x): the gradient of x is minus softmax's
+    return float(y) * (r - float(g))
+
+
+rowwise(
+    "softmin",
+    softmax_element,
+    softmax_constant,
+    softmax_grad_term,
+    softmin_grad,
+    negated=True,
+    examples=(
+        "array([0.66524096, 0.24472847, 0.09003057])",
+        "array([-0.22269543,  0.1628034 ,  0.05989202])",
+    ),
+    formula="f(x)_i = exp(-x_i) / sum_j exp(-x_j), over the elements j of x_i's row along axis: softmax(-x)",
+    derivative="df_i/dx_j = -f_i * (delta_ij - f_j), so grad_x_i = y_i * (sum_j g_j * y_j - g_i)",
+    summary="Softmin along an axis (softmax of -x: each row sums to 1, the smallest element weighs most).",
+    numpy=lambda x, axis=-1: _np_softmax(-x, axis),
+    numpy_grad=lambda g, y, axis=-1: y * ((g * y).sum(axis=axis, keepdims=True) - g),
+    torch_out=lambda aten, x, out, dim: aten._softmax.out(aten.neg.default(x), dim, False, out=out),
+    torch_grad_out=lambda aten, g, y, out, from_y, dim: aten._softmax_backward_data.out(
+        aten.neg.default(g), y, dim, y.dtype, grad_input=out),
+)
+
+
 def log_softmax_constant(s):
     return log(s)
 

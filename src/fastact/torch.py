@@ -10,7 +10,8 @@ A contiguous CPU float32, float64, float16 or bfloat16 tensor (bfloat16 where ml
 is installed) runs through fastact: NumPy views of the tensor's own memory (no copy), and
 a result that becomes a tensor without a copy either; 16-bit tensors compute in float32,
 each result rounded once. Anything else (CUDA, a non-contiguous tensor, softmax with
-``dim=None`` or ``dtype=``) is handed to ``torch.nn.functional`` unchanged.
+``dim=None``) is handed to ``torch.nn.functional`` unchanged (softmax's ``dtype=`` casts the input
+first, as PyTorch does).
 
 How it composes with PyTorch's machinery:
 
