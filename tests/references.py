@@ -625,3 +625,31 @@ def gated_bounds(name: str, dtype) -> tuple[float, float]:
     key = np.dtype(dtype).name
     grad = (ref.grad_max_ulp or ref.max_ulp)[key]
     return ref.max_ulp[key] + 2, max(grad, ref.max_ulp[key]) + 3
+
+
+# --- logsumexp ------------------------------------------------------------------------------
+
+
+def logsumexp_reference(x: np.ndarray, axis=None, keepdims: bool = False) -> np.ndarray:
+    """log(sum(exp(x))) over axis, each row's value exact (mpmath, 40 digits) and rounded
+    once to float64; +inf anywhere gives +inf, only -inf gives -inf, NaN gives NaN."""
+    x = np.asarray(x, np.float64)
+    axes = tuple(range(x.ndim)) if axis is None else tuple(a % x.ndim for a in (axis if isinstance(axis, tuple)
+                                                                                 else (axis,)))
+    kept = [i for i in range(x.ndim) if i not in axes]
+    moved = np.transpose(x, kept + list(axes)).reshape(int(np.prod([x.shape[i] for i in kept])), -1)
+    out = []
+    with mpmath.workdps(40):
+        for row in moved:
+            if np.isnan(row).any():
+                out.append(np.nan)
+            elif (row == np.inf).any():
+                out.append(np.inf)
+            elif row.size == 0 or (row == -np.inf).all():
+                out.append(-np.inf)
+            else:
+                out.append(float(mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in row if v > -np.inf))))
+    result = np.array(out).reshape([x.shape[i] for i in kept])
+    if keepdims:
+        result = np.expand_dims(result, axes)
+    return result

@@ -28,6 +28,7 @@ USE_KERNELS = textwrap.dedent("""
         fa.prelu(x.reshape(2, -1), [0.1, 0.2], axis=0)
         fa.prelu_backward(x.reshape(2, -1), x.reshape(2, -1), [0.1, 0.2], axis=0)
         fa.swiglu(x); fa.swiglu_backward(x[: n // 2], x); fa.geglu(x, x, approximate="tanh")
+        fa.logsumexp(x); fa.logsumexp(x.reshape(2, -1), axis=0); fa.softmin(x)
     fa.ufuncs.relu(x[::2]); fa.ufuncs.leaky_relu(x, 0.2); fa.ufuncs.elu_backward(x, x, 1.0)
     stats = {}
     from fastact._loops_ufunc import UFUNC_LOOPS
@@ -105,6 +106,18 @@ def test_gated_kernels_vectorise(name, dtype):
     }
     for which, asm in loops.items():
         assert PACKED_MATH.search(asm), f"{name} {which}: no packed ymm/zmm arithmetic: the loop did not vectorise"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reduction_kernels_vectorise(dtype):
+    k = fa.KERNELS["logsumexp"]
+    rows, cols = np.ones((4, 256), dtype), np.ones((2, 8, 64), dtype)
+    loops = {
+        "rows": _asm(k.reduce["rows"][0], rows, np.empty(4), np.empty(4)),
+        "columns": _asm(k.reduce["columns"][0], cols, np.empty((2, 64)), np.empty((2, 64)), 64),
+    }
+    for which, asm in loops.items():
+        assert PACKED_MATH.search(asm), f"logsumexp {which}: no packed ymm/zmm arithmetic: the loop did not vectorise"
 
 
 def test_ufunc_with_parameters_vectorises():

@@ -22,7 +22,7 @@ from . import _threading
 _threading.configure()  # before anything can start numba's threads
 
 # the kinds' modules, each registering its kind (_kinds.Kind) on import
-from . import _channelwise, _elementwise, _gated, _rowwise  # noqa: E402
+from . import _channelwise, _elementwise, _gated, _reduction, _rowwise  # noqa: E402
 from . import activations as _activations  # noqa: E402  (declares into the registry)
 from ._kernels import Kernels as _Kernels  # noqa: E402
 from ._kinds import kind_of as _kind_of  # noqa: E402
@@ -45,7 +45,7 @@ for _name, _act in REGISTRY.items():
     globals()[_name] = _act.forward
     globals()[f"{_name}_backward"] = _act.backward
 
-del _name, _act, _kernels, _activations, _channelwise, _elementwise, _gated, _rowwise
+del _name, _act, _kernels, _activations, _channelwise, _elementwise, _gated, _reduction, _rowwise
 del PackageNotFoundError, version, annotations
 
 # numba initialises its compiler (about 0.25 s of imports and registrations) on the first

@@ -45,6 +45,8 @@ __all__ = [
     'log_softmax_backward',
     'logsigmoid',
     'logsigmoid_backward',
+    'logsumexp',
+    'logsumexp_backward',
     'mish',
     'mish_backward',
     'prelu',
@@ -336,3 +338,11 @@ def reglu(x: numpy.ndarray, b: numpy.typing.ArrayLike | None = None, *, axis: in
 @overload
 def reglu(x: numpy.typing.ArrayLike, b: numpy.typing.ArrayLike | None = None, *, axis: int = -1, out: numpy.ndarray | None = None) -> numpy.ndarray | numpy.floating: ...
 def reglu_backward(grad_output: numpy.typing.ArrayLike, x: numpy.typing.ArrayLike | None = None, b: numpy.typing.ArrayLike | None = None, *, axis: int = -1, y: numpy.typing.ArrayLike | None = None, out: numpy.ndarray | tuple[numpy.ndarray, numpy.ndarray] | None = None) -> numpy.ndarray | tuple[numpy.ndarray, numpy.ndarray]: ...
+@overload
+def logsumexp(x: numpy.ndarray, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, *, out: numpy.ndarray | None = None) -> numpy.ndarray: ...
+@overload
+def logsumexp(x: numpy.typing.ArrayLike, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, *, out: numpy.ndarray | None = None) -> numpy.ndarray | numpy.floating: ...
+@overload
+def logsumexp_backward(grad_output: numpy.ndarray, x: numpy.typing.ArrayLike | None = None, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, *, y: numpy.typing.ArrayLike | None = None, out: numpy.ndarray | None = None) -> numpy.ndarray: ...
+@overload
+def logsumexp_backward(grad_output: numpy.typing.ArrayLike, x: numpy.typing.ArrayLike | None = None, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, *, y: numpy.typing.ArrayLike | None = None, out: numpy.ndarray | None = None) -> numpy.ndarray | numpy.floating: ...

@@ -35,6 +35,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -69,11 +70,24 @@ def three_array_pass(a, b, out):
 
 
 @njit(parallel=True, cache=True, nogil=True)
+def read_pass(a):
+    # a reduction's traffic: one array read
+    s = 0.0
+    for i in prange(a.shape[0]):
+        s += a[i]
+    return s
+
+
+@njit(parallel=True, cache=True, nogil=True)
 def five_array_pass(g, a, b, out_a, out_b):
     # a gated backward's traffic: three arrays read, two written
     for i in prange(g.shape[0]):
         out_a[i] = g[i] * b[i]
         out_b[i] = g[i] * a[i]
+
+
+# the rooflines' passes, for the kinds' own traffic (Kind.bench_roofline)
+PASSES = SimpleNamespace(copy=copy_pass, three=three_array_pass, five=five_array_pass, read=read_pass)
 
 
 # --- cases ---------------------------------------------------------------------------------------
@@ -259,16 +273,9 @@ class Runners:
 
         x = flat(self.x0)
         forward = self.case.direction == "forward"
-        if x.size != self.g.size:  # gated: x holds two halves, each of the result's size
-            n, out, new = self.g.size, flat(self.out), self.case.mode == "new"
-            a, b = x[:n], x[n:]
-            if forward:
-                return (lambda: three_array_pass(a, b, np.empty_like(a))) if new else (
-                    lambda: three_array_pass(a, b, out[:n]))
-            g = flat(self.g)
-            if new:
-                return lambda: five_array_pass(g, a, b, *np.split(np.empty_like(x), 2))
-            return lambda: five_array_pass(g, a, b, out[:n], out[n:])
+        own = self.kind.bench_roofline(PASSES, x, flat(self.g), flat(self.out), forward, self.case.mode == "new")
+        if own is not None:  # a kind whose result has another shape than x
+            return own
         if self.case.mode == "in place":
             if forward:
                 buf = flat(self.x)

@@ -317,6 +317,16 @@ class Gated(Kind):
     def bench_streams(self, forward: bool) -> int:
         return 3 if forward else 5  # two halves read, one written; g and two halves read, two written
 
+    def bench_roofline(self, passes: Any, x: np.ndarray, g: np.ndarray, out: np.ndarray, forward: bool,
+                       new: bool) -> Callable[[], Any]:
+        n = g.size  # x holds two halves, each of the result's size
+        a, b = x[:n], x[n:]
+        if forward:
+            return (lambda: passes.three(a, b, np.empty_like(a))) if new else (lambda: passes.three(a, b, out[:n]))
+        if new:
+            return lambda: passes.five(g, a, b, *np.split(np.empty_like(x), 2))
+        return lambda: passes.five(g, a, b, out[:n], out[n:])
+
     def bench_args(self, params: tuple, dtype: np.dtype) -> tuple:
         return ()
 

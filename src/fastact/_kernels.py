@@ -12,6 +12,7 @@ from ._kinds import kind_of
 from ._loops_channel import _channel_loops, _channel_loops_in_place
 from ._loops_gated import _gated_loops
 from ._loops_map import _chain_loops, _map_loops
+from ._loops_reduce import _reduce_backward_loops, _reduce_loops
 from ._loops_rows import _rowwise_loops, _rowwise_tail_loops
 from ._loops_ufunc import _make_ufunc, ufunc_checks
 from ._registry import Activation
@@ -66,6 +67,16 @@ class Kernels:
     def gated(self) -> dict[str, tuple]:
         """{"forward", "backward": (serial, parallel)}"""
         return self._variants(_gated_loops, self.act.forward_scalar, self.act.grad_scalar)
+
+    @cached_property
+    def reduce(self) -> dict[str, tuple]:
+        """{"rows", "columns": (serial, parallel)}: each row's maximum and sum of exponentials"""
+        return self._variants(_reduce_loops)
+
+    @cached_property
+    def reduce_backward(self) -> dict[str, tuple]:
+        """{"rows", "columns": (serial, parallel)}: exp(x - m) * scale along each row"""
+        return self._variants(_reduce_backward_loops)
 
     # ufuncs: fa.ufuncs.NAME, and the path for layouts the flat and row loops do not take
     @property

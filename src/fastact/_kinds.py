@@ -164,6 +164,13 @@ class Kind:
         """The arrays of the bench size a pass reads and writes (its memory traffic)."""
         return 2 if forward else 3
 
+    def bench_roofline(self, passes: Any, x: np.ndarray, g: np.ndarray, out: np.ndarray, forward: bool,
+                       new: bool) -> Callable[[], Any] | None:
+        """The roofline of a kind whose traffic is not one array in, one out (x, g and out
+        flat; passes: _bench's copy, three, five and read passes), or None: a copy, or a
+        three-array pass for a backward."""
+        return None
+
     # whether a case in place exists (out=x for the forward, out=grad_output for the backward)
     bench_in_place: ClassVar[bool] = True
 

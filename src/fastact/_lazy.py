@@ -231,3 +231,40 @@ def gated_backward(fn: Any, g: Any, x: Any, b: Any, axis: Any, kwargs: dict, rdt
         _unbroadcast(da.map_blocks(partial(_gated_grad_block, fn=fn, which=i, kwargs=kwargs), g, xb, bb, dtype=rdt,
                                    meta=np.empty((0,) * g.ndim, rdt)), shapes[i])
         for i in range(2))
+
+
+def reduction_forward(fn: Any, x: Any, axis: Any, keepdims: bool, rdt: np.dtype) -> Any:
+    """A DataArray through xarray's reduce (its dimensions named); a dask array with the
+    reduced axes whole in each block (all of it in one block for axis=None)."""
+    from ._reduction import normalize_axes
+
+    if kind(x) == "xarray":
+        return x.reduce(fn, axis=axis, keepdims=keepdims)
+    axes = normalize_axes(fn.__name__, axis, x.ndim)
+    meta = np.empty((0,) * x.ndim, rdt)
+    if not axes:
+        return x.map_blocks(partial(fn, axis=()), dtype=rdt, meta=meta)
+    whole = x.rechunk({a: -1 for a in axes})
+    kept = whole.map_blocks(partial(fn, axis=axes, keepdims=True), dtype=rdt, meta=meta,
+                            chunks=tuple((1,) if i in axes else c for i, c in enumerate(whole.chunks)))
+    return kept if keepdims else kept.squeeze(axis=axes)
+
+
+def reduction_backward(fn: Any, g: Any, x: Any, axis: Any, keepdims: bool, rdt: np.dtype) -> Any:
+    from ._reduction import _reduced_shape, normalize_axes
+
+    if kind(x) == "xarray" or kind(g) == "xarray":
+        result = reduction_backward(fn, _data(g), _data(x), axis, keepdims, rdt)
+        return x.copy(data=result) if kind(x) == "xarray" else result
+    if kind(g) != "dask" and kind(x) != "dask":
+        return fn(np.asarray(g), np.asarray(x), axis=axis, keepdims=keepdims)
+    import dask.array as da  # one of them is a dask array, so dask is there
+
+    x = da.asarray(x)
+    axes = normalize_axes(fn.__name__, axis, x.ndim)
+    x = x.rechunk({a: -1 for a in axes}) if axes else x
+    g = da.broadcast_to(da.asarray(g), _reduced_shape(x.shape, axes, keepdims)).reshape(
+        _reduced_shape(x.shape, axes, True))
+    g = g.rechunk(tuple((1,) if i in axes else c for i, c in enumerate(x.chunks)))
+    return da.map_blocks(partial(fn, axis=axes, keepdims=True), g, x, dtype=rdt, chunks=x.chunks,
+                         meta=np.empty((0,) * x.ndim, rdt))

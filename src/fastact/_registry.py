@@ -22,7 +22,7 @@ from typing import Any
 from numba.extending import overload
 
 __all__ = ["PIECEWISE_LINEAR", "Activation", "Check", "Param", "REGISTRY", "elementwise", "channelwise", "rowwise",
-           "gated"]
+           "gated", "reduction"]
 
 _JITABLE: set[Callable[..., Any]] = set()
 
@@ -162,9 +162,9 @@ class Activation:
     ``kind`` is "elementwise" (a scalar function of one element), "channelwise"
     (prelu: the parameter is a per-channel weight array along an axis), "rowwise"
     (softmax, log_softmax: each element depends on every element of its row along an
-    axis; see :func:`rowwise` for what their scalar functions are) or "gated" (glu,
+    axis; see :func:`rowwise` for what their scalar functions are), "gated" (glu,
     swiglu: one half of the input, through an element-wise activation, times the other;
-    see :func:`gated`).
+    see :func:`gated`) or "reduction" (logsumexp: one value per row, no scalar functions).
     """
 
     name: str
@@ -430,6 +430,30 @@ def gated(
         name=name, forward_scalar=base.forward_scalar, grad_scalar=base.grad_scalar, params=base.params,
         grad2_scalar=base.grad2_scalar, params_check=base.params_check, kind="gated",
         kind_options={"base": base.name, "gate": gate}, module_name=module_name,
+        formula=formula, derivative=derivative, summary=summary, examples=examples, numpy=numpy, numpy_grad=numpy_grad,
+        torch_out=torch_out, torch_grad_out=torch_grad_out,
+    )
+
+
+def reduction(
+    name: str,
+    *,
+    formula: str,
+    derivative: str,
+    summary: str,
+    examples: tuple[str, str],
+    numpy: Callable[..., Any] | None = None,
+    numpy_grad: Callable[..., Any] | None = None,
+    torch_out: Callable[..., Any] | None = None,
+    torch_grad_out: Callable[..., Any] | None = None,
+    module_name: str = "",
+) -> Activation:
+    """Declare a reduction over axes (logsumexp): its loops (``_loops_reduce``) give each
+    row's maximum m and sum of exp(x - m); the value is m + log(s) and the gradient
+    softmax(x) along the reduced axes times grad_output."""
+    _check_declaration("reduction", name, (), {})
+    return _register(
+        name=name, forward_scalar=None, grad_scalar=None, kind="reduction", module_name=module_name,
         formula=formula, derivative=derivative, summary=summary, examples=examples, numpy=numpy, numpy_grad=numpy_grad,
         torch_out=torch_out, torch_grad_out=torch_grad_out,
     )

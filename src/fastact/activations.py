@@ -59,6 +59,7 @@ from ._registry import (
     gated,
     inline_jitable,
     not_nan,
+    reduction,
     rowwise,
 )
 
@@ -1568,4 +1569,41 @@ gated(
                                          lambda aten, h, a, out: aten.threshold_backward.grad_input(h, a, 0.0,
                                                                                                   grad_input=out)),
     module_name="ReGLU",
+)
+
+
+# --- logsumexp: a reduction over axes -------------------------------------------------------
+
+
+def _np_logsumexp(x, axis=None, keepdims=False):
+    try:  # SciPy's, where installed: the natural expression of its users
+        from scipy.special import logsumexp
+    except ImportError:
+        m = np.max(x, axis=axis, keepdims=True)
+        with np.errstate(all="ignore"):
+            r = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+        return r if keepdims else np.squeeze(r, axis=axis)
+    return logsumexp(x, axis=axis, keepdims=keepdims)
+
+
+def _np_logsumexp_grad(g, x, axis=None, keepdims=False):
+    lse = _np_logsumexp(x, axis=axis, keepdims=True)
+    if not keepdims:
+        g = np.expand_dims(g, axis if axis is not None else tuple(range(x.ndim)))
+    return g * np.exp(x - lse)
+
+
+reduction(
+    "logsumexp",
+    module_name="LogSumExp",
+    examples=(
+        "array([3.40760596])",
+        "array([[0.09003057, 0.24472847, 0.66524096]])",
+    ),
+    formula="f(x) = log(sum_i exp(x_i)), over the axes reduced (all of them by default)",
+    derivative="df/dx_i = exp(x_i - f(x)) = softmax(x)_i, over the reduced axes",
+    summary="Log of the sum of exponentials, overflow-safe (PyTorch's torch.logsumexp, SciPy's, JAX's).",
+    numpy=_np_logsumexp,
+    numpy_grad=_np_logsumexp_grad,
+    torch_out=lambda aten, x, out, dim: aten.logsumexp.out(x, [dim], False, out=out),
 )
