@@ -187,3 +187,20 @@ def test_dask_xarray_and_torch():
     torch.testing.assert_close(ft.LogSumExp(1)(t), torch.logsumexp(t, 1))
     compiled = torch.compile(lambda u: ft.logsumexp(u, -1), fullgraph=True)
     torch.testing.assert_close(compiled(t), torch.logsumexp(t, -1))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("axis", [None, 0, 1])
+def test_where_masks_elements_out(axis, dtype, no_warnings):
+    x = (RNG.standard_normal((5, 6)) * 3).astype(dtype)
+    mask = RNG.random((5, 6)) < 0.5
+    mask[1, :] = False
+    mask[:, 4] = False
+    got = fa.logsumexp(x, axis=axis, where=mask)
+    assert_close(got, np.where(mask, x, -np.inf), axis)
+    g = np.ones(np.shape(got), dtype)
+    gx = fa.logsumexp_backward(g, x, axis=axis, where=mask)
+    assert (gx[~mask] == 0).all() and np.isfinite(gx).all()
+    want = np.where(mask, fa.logsumexp_backward(g, np.where(mask, x, -np.inf), axis=axis), 0)
+    np.testing.assert_allclose(gx, np.nan_to_num(want), rtol=4 * np.finfo(dtype).eps)
+    assert fa.logsumexp(x, where=np.zeros(x.shape, bool)) == -np.inf

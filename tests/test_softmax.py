@@ -440,3 +440,38 @@ def test_dtype_casts_first_as_pytorch(name):
     got = getattr(ft, name)(t, dim=1, dtype=torch.float32)
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("name", NAMES)
+def test_where_masks_elements_out(name, axis, dtype, no_warnings):
+    """where= (JAX's): the masked elements take no part; they, and every element of a row
+    with nothing unmasked, give 0 (softmax, softmin) or -inf (log_softmax); their
+    gradient is 0, and their grad_output takes no part."""
+    x = (RNG.standard_normal((6, 7)) * 3).astype(dtype)
+    mask = RNG.random((6, 7)) < 0.6
+    empty = 2  # a row (along axis) with nothing unmasked
+    if axis == 0:
+        mask[:, empty] = False
+    else:
+        mask[empty, :] = False
+    fill = -np.inf if name == "log_softmax" else 0.0
+    y = forward(name)(x, axis=axis, where=mask)
+    moved_x, moved_m, moved_y = (np.moveaxis(a, axis, -1) for a in (x, mask, y))
+    g = RNG.standard_normal(x.shape).astype(dtype)
+    moved_g = np.moveaxis(g, axis, -1)
+    gx = backward(name)(g, x, axis=axis, where=mask)
+    np.testing.assert_array_equal(backward(name)(g, y=y, axis=axis, where=mask), gx)
+    moved_gx = np.moveaxis(gx, axis, -1)
+    for r in range(moved_x.shape[0]):
+        keep = moved_m[r]
+        assert (moved_y[r][~keep] == fill).all()
+        assert (moved_gx[r][~keep] == 0).all()
+        if keep.any():
+            assert_forward(name, moved_y[r][keep], moved_x[r][keep])
+            assert_backward(name, moved_gx[r][keep], moved_g[r][keep], moved_y[r][keep])
+    with pytest.raises(ValueError, match=f"{name}: where has shape"):
+        forward(name)(x, where=np.ones(3, bool))
+    with pytest.raises(TypeError, match=f"{name}: where must be an array of booleans"):
+        forward(name)(x, where=np.ones(x.shape))

@@ -38,6 +38,7 @@ from ._kernels import Kernels
 from ._kinds import Kind
 from ._loops_rows import _COLUMN_BLOCK
 from ._registry import Activation
+from ._rowwise import _mask
 
 _PIECES = 64  # a long single row is cut into this many pieces, to run in parallel
 
@@ -185,8 +186,20 @@ class _Plan:
 def make_reduction(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], Callable[..., Any]]:
     fname, bname = act.name, f"{act.name}_backward"
 
-    def forward(x, axis=None, keepdims=False, *, out=None):
-        if _lazy.kind(x):
+    def masked(function: str, x: np.ndarray, where: Any, cdt: np.dtype) -> tuple[np.ndarray, np.ndarray | None]:
+        """x in cdt with the elements where= leaves out set to -inf (they take no part),
+        and the mask; or x and None without where=."""
+        if where is None:
+            return x.astype(cdt, copy=False), None
+        mask = _mask(function, where, x.shape)
+        xm = x.astype(cdt)
+        np.copyto(xm, -np.inf, where=~mask)
+        return xm, mask
+
+    def forward(x, axis=None, keepdims=False, *, where=None, out=None):
+        if _lazy.kind(x) or (where is not None and _lazy.kind(where)):
+            if where is not None:
+                raise TypeError(f"{fname}: where= is not supported for dask or xarray input")
             return _lazy.reduction_forward(forward, x, axis, keepdims, _lazy_dtype(fname, out, ("x", x)))
         _refuse_masked(fname, ("x", x))
         x = as_input(fname, "x", x)
@@ -196,11 +209,11 @@ def make_reduction(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any
         if out is not None:
             check_out(fname, out, shape, rdt)
         if not axes:  # a 0-d x: itself (one element)
-            result = np.asarray(x, dtype=rdt).reshape(shape).copy()
+            result = masked(fname, x, where, rdt)[0].reshape(shape).copy()
         elif math.prod(x.shape[a] for a in axes) == 0:  # the sum of no exponentials is 0
             result = np.full(shape, -np.inf, rdt)
         else:
-            m, s = _Plan(kernels, x.astype(compute_dtype(rdt), copy=False), axes).forward()
+            m, s = _Plan(kernels, masked(fname, x, where, compute_dtype(rdt))[0], axes).forward()
             with np.errstate(all="ignore"):
                 result = (m + np.log(s)).astype(rdt).reshape(shape)
         if out is None:
@@ -208,12 +221,14 @@ def make_reduction(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any
         np.copyto(out, result, casting="unsafe")
         return out
 
-    def backward(grad_output, x=None, axis=None, keepdims=False, *, y=None, out=None):
+    def backward(grad_output, x=None, axis=None, keepdims=False, *, y=None, where=None, out=None):
         if y is not None:
             raise TypeError(f"{bname}: the derivative of {fname} cannot be computed from the output y= alone; "
                             f"pass x (the forward's input) instead")
         if x is None:
             raise TypeError(f"{bname}() missing required argument 'x' (the forward's input)")
+        if where is not None and (_lazy.kind(grad_output) or _lazy.kind(x) or _lazy.kind(where)):
+            raise TypeError(f"{bname}: where= is not supported for dask or xarray input")
         if _lazy.kind(grad_output) or _lazy.kind(x):
             return _lazy.reduction_backward(backward, grad_output, x, axis, keepdims,
                                             _lazy_dtype(bname, out, ("grad_output", grad_output), ("x", x)))
@@ -231,7 +246,7 @@ def make_reduction(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any
         if out is not None:
             check_out(bname, out, x.shape, rdt)
         cdt = compute_dtype(rdt)
-        xc = x.astype(cdt, copy=False)
+        xc, mask = masked(bname, x, where, cdt)
         if not axes:  # d x / d x
             result = np.broadcast_to(gk, x.shape).astype(cdt)
         elif math.prod(x.shape[a] for a in axes) == 0:
@@ -242,9 +257,11 @@ def make_reduction(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any
             m, s = plan.forward()
             with np.errstate(all="ignore"):
                 scale = (gk.reshape(m.shape) / s).astype(cdt)
-            result = plan.backward(m.astype(cdt), scale, out)
+            result = plan.backward(m.astype(cdt), scale, out if mask is None else None)
             if result is out:
                 return out
+        if mask is not None:  # a masked element's gradient is 0 (in a row with nothing unmasked too)
+            result = np.where(mask, result, 0).astype(cdt, copy=False)
         if out is None:
             return _returned(result.astype(rdt, copy=False), False)
         np.copyto(out, result, casting="unsafe")
@@ -253,14 +270,15 @@ def make_reduction(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any
     P = inspect.Parameter
     axis_p = P("axis", P.POSITIONAL_OR_KEYWORD, default=None, annotation="int | tuple[int, ...] | None")
     keep_p = P("keepdims", P.POSITIONAL_OR_KEYWORD, default=False, annotation=bool)
+    where_p = P("where", P.KEYWORD_ONLY, default=None, annotation="numpy.typing.ArrayLike | None")
     forward.__signature__ = inspect.Signature(
-        [P("x", P.POSITIONAL_OR_KEYWORD, annotation=_ARRAY), axis_p, keep_p, _OUT],
+        [P("x", P.POSITIONAL_OR_KEYWORD, annotation=_ARRAY), axis_p, keep_p, where_p, _OUT],
         return_annotation="numpy.ndarray | numpy.floating",
     )
     backward.__signature__ = inspect.Signature(
         [P("grad_output", P.POSITIONAL_OR_KEYWORD, annotation=_ARRAY),
          P("x", P.POSITIONAL_OR_KEYWORD, default=None, annotation=f"{_ARRAY} | None"), axis_p, keep_p,
-         P("y", P.KEYWORD_ONLY, default=None, annotation=f"{_ARRAY} | None"), _OUT],
+         P("y", P.KEYWORD_ONLY, default=None, annotation=f"{_ARRAY} | None"), where_p, _OUT],
         return_annotation="numpy.ndarray | numpy.floating",
     )
     return _named(forward, fname, _forward_doc(act)), _named(backward, bname, _backward_doc(act))
@@ -295,7 +313,9 @@ class Reduction(Kind):
 
     def params_doc(self, act: Activation) -> str:
         return ("axis : None, int or tuple of ints, default None\n    The axes reduced (None: all of them).\n"
-                "keepdims : bool, default False\n    Keep the reduced axes, of length 1.\n")
+                "keepdims : bool, default False\n    Keep the reduced axes, of length 1.\n"
+                "where : array_like of bool, optional\n    Only these elements take part (a row with none gives "
+                "-inf, and their gradient is 0).\n")
 
     def example_args(self, act: Activation) -> str:
         return ", axis=-1"

@@ -380,6 +380,7 @@ def rowwise(
     torch_out: Callable[..., Any] | None = None,
     torch_grad_out: Callable[..., Any] | None = None,
     negated: bool = False,
+    masked_value: float = 0.0,
 ) -> Activation:
     """Declare a normalisation over the rows along an axis (softmax, log_softmax).
 
@@ -388,14 +389,15 @@ def rowwise(
     The backward works from the output y: ``r = sum(grad_term(g, y))`` over the row (in
     float64), then ``grad(g, y, r)`` per element. Given x instead, y is computed first.
     ``negated``: the kernels see -x (softmin is softmax(-x); grad is then the derivative
-    with respect to x, its sign included).
+    with respect to x, its sign included). ``masked_value``: the output of an element
+    masked out by where=, and of every element of a row with nothing unmasked.
     """
     _check_declaration("rowwise", name, (), {
         "element": (element, 4), "row_constant": (row_constant, 1), "grad_term": (grad_term, 2), "grad": (grad, 3)})
     return _register(
         name=name, forward_scalar=element, grad_scalar=grad, grad_from_y_scalar=grad,
         row_constant_scalar=row_constant, grad_term_scalar=grad_term, kind="rowwise",
-        kind_options={"negated": negated},
+        kind_options={"negated": negated, "masked_value": masked_value},
         formula=formula, derivative=derivative, summary=summary, examples=examples, numpy=numpy, numpy_grad=numpy_grad,
         torch_out=torch_out, torch_grad_out=torch_grad_out, torch_grad_from=("y",),
     )

@@ -146,6 +146,8 @@ def _rowwise_result(
 _AXIS = inspect.Parameter("axis", inspect.Parameter.KEYWORD_ONLY, default=-1, annotation=int)
 
 
+_WHERE = inspect.Parameter("where", inspect.Parameter.KEYWORD_ONLY, default=None,
+                           annotation="numpy.typing.ArrayLike | None")
 _DTYPE = inspect.Parameter("dtype", inspect.Parameter.KEYWORD_ONLY, default=None,
                            annotation="numpy.typing.DTypeLike | None")
 
@@ -163,6 +165,17 @@ def _cast_input(function: str, x: Any, dtype: Any) -> Any:
         _refuse_masked(function, ("x", x))
         return x.astype(dt, copy=False) if isinstance(x, np.ndarray) else x.astype(dt)
     return as_input(function, "x", x).astype(dt, copy=False)
+
+
+def _mask(function: str, where: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """where= as a boolean array of shape (broadcast), or a clear error naming it."""
+    w = np.asarray(where)
+    if w.dtype != np.bool_:
+        raise TypeError(f"{function}: where must be an array of booleans, got dtype {w.dtype}")
+    try:
+        return np.broadcast_to(w, shape)
+    except ValueError:
+        raise ValueError(f"{function}: where has shape {w.shape}, which does not broadcast to {shape}") from None
 
 
 def _lean_rows(a: np.ndarray, axis: Any, direction: str) -> int:
@@ -184,9 +197,40 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
     # array) first and computed there in place: one more pass, as PyTorch's softmin makes
     negated = act.kind_options.get("negated", False)
 
-    def forward(x, *, axis=-1, dtype=None, out=None):
+    masked_value = act.kind_options.get("masked_value", 0.0)
+
+    def masked_forward(x: Any, where: Any, axis: Any, out: Any) -> Any:
+        """The forward over the elements where is True, each row on its own: the others
+        (masked) and every element of a row with nothing unmasked get masked_value."""
+        if _lazy.kind(x) or _lazy.kind(where):
+            raise TypeError(f"{fname}: where= is not supported for dask or xarray input")
+        _refuse_masked(fname, ("x", x))
+        x = as_input(fname, "x", x)
+        rdt = result_dtype(fname, "x", x.dtype)
+        ax = _normalize_axis(fname, axis, x.ndim)
+        mask = _mask(fname, where, x.shape)
+        if out is not None:
+            check_out(fname, out, x.shape, rdt)
+        xm = x.astype(compute_dtype(rdt))  # private: masked, then computed in place
+        if negated:
+            np.negative(xm, out=xm)
+        np.copyto(xm, -np.inf, where=~mask)  # takes no part: exp(-inf) is 0
+        _run_rowwise(kernels, "forward", xm.shape, ax, (xm,), xm, fresh_out=False)
+        if xm.ndim:
+            empty = ~mask.any(axis=ax, keepdims=True)  # a row with nothing unmasked: NaN, until filled
+            np.copyto(xm, masked_value, where=np.broadcast_to(empty, xm.shape))
+        elif not mask:
+            xm[()] = masked_value
+        if out is None:
+            return _returned(xm.astype(rdt, copy=False), False)
+        np.copyto(out, xm, casting="unsafe")
+        return out
+
+    def forward(x, *, axis=-1, dtype=None, where=None, out=None):
         if dtype is not None:  # as PyTorch: x is cast to dtype first, and the result has it
             x = _cast_input(fname, x, dtype)
+        if where is not None:
+            return masked_forward(x, where, axis, out)
         if (type(x) is ndarray and (n := _lean_rows(x, axis, "rows forward"))
                 and (result := _small_out(out, x)) is not None):
             kernel = "forward" if n % _TAIL == 0 else "forward_tails"
@@ -216,7 +260,46 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
             return _rowwise_result(kernels, "forward", ax, (xn,), out, rdt)
         return _rowwise_result(kernels, "forward", ax, (x.astype(cdt, copy=False),), out, rdt)
 
-    def backward(grad_output, x=None, *, axis=-1, y=None, out=None):
+    def backward_inputs(grad_output: Any, v: Any, argname: str, axis: Any) -> tuple:
+        """(g, v as arrays, the result and compute dtypes, their broadcast shape, the axis),
+        checked: the backward's inputs, v the forward's input or output (argname)."""
+        _refuse_masked(bname, ("grad_output", grad_output), (argname, v))
+        g = as_input(bname, "grad_output", grad_output)
+        v = as_input(bname, argname, v)
+        rdt = _result_dtype2(bname, "grad_output", g.dtype, argname, v.dtype)
+        try:  # broadcasting as the element-wise backward functions (and ufuncs) do
+            shape = np.broadcast_shapes(g.shape, v.shape)
+        except ValueError:
+            raise ValueError(
+                f"{bname}: grad_output has shape {g.shape}, which does not match {argname}'s shape {v.shape}"
+            ) from None
+        return g, v, rdt, compute_dtype(rdt), shape, _normalize_axis(bname, axis, len(shape))
+
+    def masked_backward(grad_output: Any, x: Any, y: Any, where: Any, axis: Any, out: Any) -> Any:
+        """The gradient of masked_forward: grad_output of the masked elements takes no
+        part, and their gradient is 0."""
+        if (x is None) == (y is None):
+            raise TypeError(f"{bname}: give exactly one of x (the forward's input) and y= (its output)")
+        v = x if y is None else y
+        if _lazy.kind(grad_output) or _lazy.kind(v) or _lazy.kind(where):
+            raise TypeError(f"{bname}: where= is not supported for dask or xarray input")
+        g, v, rdt, cdt, shape, ax = backward_inputs(grad_output, v, "x" if y is None else "y", axis)
+        mask = _mask(bname, where, shape)
+        if out is not None:
+            check_out(bname, out, shape, rdt)
+        yc = masked_forward(np.broadcast_to(v, shape), mask, ax, None) if y is None else v
+        gc = np.where(mask, g, 0).astype(cdt)  # private
+        yc = np.ascontiguousarray(np.broadcast_to(np.asarray(yc, dtype=cdt), shape))
+        _run_rowwise(kernels, "backward", shape, ax, (gc, yc), gc, fresh_out=False)
+        np.copyto(gc, 0, where=~mask)
+        if out is None:
+            return _returned(gc.astype(rdt, copy=False), False)
+        np.copyto(out, gc, casting="unsafe")
+        return out
+
+    def backward(grad_output, x=None, *, axis=-1, y=None, where=None, out=None):
+        if where is not None:
+            return masked_backward(grad_output, x, y, where, axis, out)
         if (x is None and type(y) is ndarray and type(grad_output) is ndarray
                 and grad_output.dtype is y.dtype and grad_output.shape == y.shape
                 and grad_output.flags.c_contiguous and (n := _lean_rows(y, axis, "rows backward"))
@@ -235,18 +318,7 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
             v = x if y is None else y
             return _lazy.rowwise_backward(backward, grad_output, v, y is not None, axis,
                                           _lazy_dtype(bname, out, ("grad_output", grad_output), (argname, v)))
-        _refuse_masked(bname, ("grad_output", grad_output), (argname, x if y is None else y))
-        g = as_input(bname, "grad_output", grad_output)
-        v = as_input(bname, argname, x if y is None else y)
-        rdt = _result_dtype2(bname, "grad_output", g.dtype, argname, v.dtype)
-        cdt = compute_dtype(rdt)
-        try:  # broadcasting as the element-wise backward functions (and ufuncs) do
-            shape = np.broadcast_shapes(g.shape, v.shape)
-        except ValueError:
-            raise ValueError(
-                f"{bname}: grad_output has shape {g.shape}, which does not match {argname}'s shape {v.shape}"
-            ) from None
-        ax = _normalize_axis(bname, axis, len(shape))
+        g, v, rdt, cdt, shape, ax = backward_inputs(grad_output, x if y is None else y, argname, axis)
         if out is not None:
             check_out(bname, out, shape, rdt)
         gc, vc = np.broadcast_to(g.astype(cdt, copy=False), shape), np.broadcast_to(v.astype(cdt, copy=False), shape)
@@ -255,7 +327,8 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         return _rowwise_result(kernels, "backward", ax, (gc, yc), out, rdt)
 
     forward.__signature__ = inspect.Signature(
-        [inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY), _AXIS, _DTYPE, _OUT],
+        [inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY), _AXIS, _DTYPE, _WHERE,
+         _OUT],
         return_annotation="numpy.ndarray | numpy.floating",
     )
     backward.__signature__ = inspect.Signature(
@@ -263,7 +336,7 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
          inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=f"{_ARRAY} | None"),
          _AXIS,
          inspect.Parameter("y", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=f"{_ARRAY} | None"),
-         _OUT],
+         _WHERE, _OUT],
         return_annotation="numpy.ndarray | numpy.floating",
     )
     return _named(forward, fname, _forward_doc(act)), _named(backward, bname, _backward_doc(act))
@@ -295,7 +368,9 @@ class Rowwise(Kind):
         return 1  # never used: row-wise activations have no ufuncs
 
     def params_doc(self, act: Activation) -> str:
-        return "axis : int, default -1\n    The axis along which the rows run (any axis, any layout).\n"
+        return ("axis : int, default -1\n    The axis along which the rows run (any axis, any layout).\n"
+                "where : array_like of bool, optional\n    Only these elements take part (JAX's where=); the "
+                f"others, and a row with none, give {act.kind_options.get('masked_value', 0.0)}.\n")
 
     def forward_params_doc(self, act: Activation) -> str:
         return (self.params_doc(act) + "dtype : float dtype, optional\n    x is cast to it first (PyTorch's dtype=): "

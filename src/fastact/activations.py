@@ -1411,6 +1411,7 @@ rowwise(
     log_softmax_constant,
     log_softmax_grad_term,
     log_softmax_grad,
+    masked_value=-math.inf,  # log(0): a masked element, or a row with nothing unmasked (JAX's)
     examples=(
         "array([-2.40760596, -1.40760596, -0.40760596])",
         "array([ 0.90996943, -0.24472847, -0.66524096])",
