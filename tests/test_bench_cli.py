@@ -91,7 +91,7 @@ def test_bench_runners_compute_the_function(name, mode):
     the same functions, with the same parameters, doing what the mode says with memory."""
     ran = {}
     act = fa.ACTIVATIONS[name]
-    if mode == "in place" and not kind_of(act).bench_in_place:  # the result has another shape than x
+    if mode == "in place" and not kind_of(act).result_has_x_shape:
         assert not list(cases([name], (np.dtype(np.float64),), (1024,), modes=(mode,)))
         return
     for case in cases([name], (np.dtype(np.float64),), (1024,), modes=(mode,)):

@@ -141,7 +141,7 @@ def cases(
                     if direction == FROM_Y and not (act.supports_y and not kind_of(act).backward_from_y_only):
                         continue
                     for mode in modes:
-                        if mode == "in place" and not kind_of(act).bench_in_place:
+                        if mode == "in place" and not kind_of(act).result_has_x_shape:
                             continue
                         yield Case(name, direction, mode, np.dtype(dtype), size, params, threads)
 

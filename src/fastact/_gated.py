@@ -170,11 +170,7 @@ def make_gated(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         return odt.finish(result, out)
 
     def backward(grad_output, x=None, b=None, *, axis=-1, y=None, out=None, **kwargs):
-        if y is not None:
-            raise TypeError(f"{bname}: the derivative of {fname} cannot be computed from the output y=; "
-                            f"pass x (the forward's input) instead")
-        if x is None:
-            raise TypeError(f"{bname}() missing required argument 'x' (the forward's input)")
+        act.require_x(bname, x, y)
         if _lazy.kind(grad_output) or _lazy.kind(x) or _lazy.kind(b):
             values(bname, kwargs, _Operands(np.dtype(np.float64)))
             named = (("grad_output", grad_output), ("x", x)) + (() if b is None else (("b", b),))
@@ -255,6 +251,7 @@ class Gated(Kind):
     name = "gated"
     torch_adapter = "fastact._torch_gated"
     has_ufuncs = has_scalar = False  # two inputs per element, and a split along an axis
+    result_has_x_shape = False  # half of x along the axis
     example_x = "np.array([-1.0, 2.0, 0.5, -1.5])"
     example_ones = "np.ones(2)"
     grad_output_doc = "grad_output : array_like\n    d loss / d f(x), of the forward's output shape.\n"
@@ -299,12 +296,7 @@ class Gated(Kind):
     def apply_params(self, act: Activation) -> list[str]:
         return [*act.param_names, "axis"]
 
-    def apply_split(self, function: str, x: np.ndarray, kw: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
-        raise ValueError(f"{function}: python -m fastact apply does not compute the gated activations, whose "
-                         f"result has another shape than the file")
-
     bench_row_length = 1024  # the result's rows; x's are twice as long
-    bench_in_place = False  # the result has another shape than x (and grad_x than grad_output)
 
     def bench_shape(self, n: int) -> tuple[int, ...]:
         # n: the result's elements, so that the 16-bit and float32 cases of one n compare

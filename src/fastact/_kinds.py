@@ -135,6 +135,10 @@ class Kind:
     backward_out_doc: ClassVar[str] = (
         "out : ndarray, optional\n    Where to write grad_x; out=grad_output computes in place.\n")
 
+    # whether the forward's result has x's shape (and the backward's grad_output's): else
+    # there is no in-place form, and apply (which writes a file of the input's shape) refuses it
+    result_has_x_shape: ClassVar[bool] = True
+
     # --- python -m fastact apply -------------------------------------------------------------
     # apply's --param names beyond the declared parameters, and the required ones
     def apply_params(self, act: Activation) -> list[str]:
@@ -150,6 +154,9 @@ class Kind:
         """How apply cuts a file into independent chunks: a function from an array to the
         view whose leading axis is cut, or None for the flat elements (any order). Raises
         ValueError where the file's layout or axis does not allow it."""
+        if not self.result_has_x_shape:
+            raise ValueError(f"{function}: python -m fastact apply does not compute {function}, whose result has "
+                             f"another shape than the file")
         return None
 
     # --- benchmarks -------------------------------------------------------------------------
@@ -171,8 +178,6 @@ class Kind:
         three-array pass for a backward."""
         return None
 
-    # whether a case in place exists (out=x for the forward, out=grad_output for the backward)
-    bench_in_place: ClassVar[bool] = True
 
     # whether its backward works from y (the row-wise backward, as a training step has it)
     backward_from_y_only: ClassVar[bool] = False

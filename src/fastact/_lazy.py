@@ -34,6 +34,13 @@ def kind(a: Any) -> str | None:
     return None
 
 
+def refuse_where(function: str, where: Any, *arrays: Any) -> None:
+    """where= is for NumPy arrays: with a dask array or DataArray among the operands (or
+    as where itself), a TypeError."""
+    if where is not None and any(kind(a) for a in (where, *arrays)):
+        raise TypeError(f"{function}: where= is not supported for dask or xarray input")
+
+
 def _axis(function: str, axis: Any, ndim: int) -> int:
 
     return normalize_axis(function, axis, ndim)

@@ -197,9 +197,8 @@ def make_reduction(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any
         return xm, mask
 
     def forward(x, axis=None, keepdims=False, *, where=None, out=None):
-        if _lazy.kind(x) or (where is not None and _lazy.kind(where)):
-            if where is not None:
-                raise TypeError(f"{fname}: where= is not supported for dask or xarray input")
+        _lazy.refuse_where(fname, where, x)
+        if _lazy.kind(x):
             return _lazy.reduction_forward(forward, x, axis, keepdims, _lazy_dtype(fname, out, ("x", x)))
         _refuse_masked(fname, ("x", x))
         x = as_input(fname, "x", x)
@@ -222,13 +221,8 @@ def make_reduction(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any
         return out
 
     def backward(grad_output, x=None, axis=None, keepdims=False, *, y=None, where=None, out=None):
-        if y is not None:
-            raise TypeError(f"{bname}: the derivative of {fname} cannot be computed from the output y= alone; "
-                            f"pass x (the forward's input) instead")
-        if x is None:
-            raise TypeError(f"{bname}() missing required argument 'x' (the forward's input)")
-        if where is not None and (_lazy.kind(grad_output) or _lazy.kind(x) or _lazy.kind(where)):
-            raise TypeError(f"{bname}: where= is not supported for dask or xarray input")
+        act.require_x(bname, x, y)
+        _lazy.refuse_where(bname, where, grad_output, x)
         if _lazy.kind(grad_output) or _lazy.kind(x):
             return _lazy.reduction_backward(backward, grad_output, x, axis, keepdims,
                                             _lazy_dtype(bname, out, ("grad_output", grad_output), ("x", x)))
@@ -290,6 +284,7 @@ class Reduction(Kind):
     name = "reduction"
     torch_adapter = "fastact._torch_reduction"
     has_ufuncs = has_scalar = False  # a row is not one value
+    result_has_x_shape = False  # x's shape without the reduced axes
     example_x = "np.array([[1.0, 2.0, 3.0]])"
     example_ones = "np.ones(1)"
     grad_output_doc = "grad_output : array_like\n    d loss / d f(x), of the forward's result's shape.\n"
@@ -297,7 +292,6 @@ class Reduction(Kind):
     out_doc = "out : ndarray, optional\n    Where to write the result (x's shape without the reduced axes).\n"
     backward_out_doc = "out : ndarray, optional\n    Where to write grad_x (of x's shape; out=x computes in place).\n"
     bench_kwargs: ClassVar[dict[str, Any]] = {"axis": -1}
-    bench_in_place = False  # the result has another shape than x
 
     def public_functions(self, act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], Callable[..., Any]]:
         return make_reduction(act, kernels)
@@ -329,10 +323,6 @@ class Reduction(Kind):
 
     def apply_params(self, act: Activation) -> list[str]:
         return ["axis", "keepdims"]
-
-    def apply_split(self, function: str, x: np.ndarray, kw: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
-        raise ValueError(f"{function}: python -m fastact apply does not compute reductions, whose result has "
-                         f"another shape than the file")
 
     bench_row_length = 1024
 

@@ -247,6 +247,14 @@ class Activation:
             pass
         return checked
 
+    def require_x(self, function: str, x: Any, y: Any) -> None:
+        """For a backward that needs x (the forward's input), given x or y=: raises
+        unless x alone is given (y= as check_y refuses it)."""
+        if y is not None:
+            self.check_y(function, ())
+        if x is None:
+            raise TypeError(f"{function}() missing required argument 'x' (the forward's input)")
+
     def check_y(self, function: str, values: tuple[float, ...]) -> None:
         if self.grad_from_y_scalar is None:
             raise TypeError(

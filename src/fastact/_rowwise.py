@@ -202,8 +202,7 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
     def masked_forward(x: Any, where: Any, axis: Any, out: Any) -> Any:
         """The forward over the elements where is True, each row on its own: the others
         (masked) and every element of a row with nothing unmasked get masked_value."""
-        if _lazy.kind(x) or _lazy.kind(where):
-            raise TypeError(f"{fname}: where= is not supported for dask or xarray input")
+        _lazy.refuse_where(fname, where, x)
         _refuse_masked(fname, ("x", x))
         x = as_input(fname, "x", x)
         rdt = result_dtype(fname, "x", x.dtype)
@@ -281,8 +280,7 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         if (x is None) == (y is None):
             raise TypeError(f"{bname}: give exactly one of x (the forward's input) and y= (its output)")
         v = x if y is None else y
-        if _lazy.kind(grad_output) or _lazy.kind(v) or _lazy.kind(where):
-            raise TypeError(f"{bname}: where= is not supported for dask or xarray input")
+        _lazy.refuse_where(bname, where, grad_output, v)
         g, v, rdt, cdt, shape, ax = backward_inputs(grad_output, v, "x" if y is None else "y", axis)
         mask = _mask(bname, where, shape)
         if out is not None:
