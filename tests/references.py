@@ -657,3 +657,41 @@ def logsumexp_reference(x: np.ndarray, axis=None, keepdims: bool = False) -> np.
     if keepdims:
         result = np.expand_dims(result, axes)
     return result
+
+
+# --- sparsemax: exact, by sorting in rational arithmetic --------------------------------------
+
+
+def sparsemax_row(row) -> list[float]:
+    """sparsemax of one row, exactly (fractions.Fraction: the function is piecewise
+    linear, so each output is a rational number of the inputs), rounded once to float64:
+    sort descending, k the largest with 1 + k z_k > z_1 + ... + z_k, tau = (z_1 + ... +
+    z_k - 1) / k, y = max(x - tau, 0). -inf entries give 0; NaN or +inf anywhere, or
+    only -inf, give NaN throughout (as softmax's)."""
+    from fractions import Fraction
+
+    row = [float(v) for v in row]
+    if any(math.isnan(v) or v == math.inf for v in row) or all(v == -math.inf for v in row):
+        return [math.nan] * len(row)
+    z = sorted((Fraction(v) for v in row if v != -math.inf), reverse=True)
+    total, tau = Fraction(0), None
+    for k, v in enumerate(z, 1):
+        total += v
+        if 1 + k * v > total:
+            tau = (total - 1) / k
+    return [0.0 if v == -math.inf else float(max(Fraction(v) - tau, Fraction(0))) for v in row]
+
+
+def sparsemax_grad_row(g, y) -> tuple[list[float], list[float]]:
+    """The gradient from the output y, exactly: on the support (y > 0) g less the mean of g
+    over it, 0 off it; and the size of the terms each is computed from (|g| + mean |g|)."""
+    from fractions import Fraction
+
+    g, y = [float(v) for v in g], [float(v) for v in y]
+    if any(math.isnan(v) for v in y):
+        return [math.nan] * len(y), [0.0] * len(y)
+    support = [i for i, v in enumerate(y) if v > 0]
+    mean = sum((Fraction(g[i]) for i in support), Fraction(0)) / max(1, len(support))
+    mean_abs = sum(abs(g[i]) for i in support) / max(1, len(support))
+    grad = [float(Fraction(a) - mean) if b > 0 else 0.0 for a, b in zip(g, y, strict=True)]
+    return grad, [abs(a) + mean_abs for a in g]

@@ -29,6 +29,7 @@ USE_KERNELS = textwrap.dedent("""
         fa.prelu_backward(x.reshape(2, -1), x.reshape(2, -1), [0.1, 0.2], axis=0)
         fa.swiglu(x); fa.swiglu_backward(x[: n // 2], x); fa.geglu(x, x, approximate="tanh")
         fa.logsumexp(x); fa.logsumexp(x.reshape(2, -1), axis=0); fa.softmin(x)
+        fa.sparsemax(x); fa.sparsemax(x.reshape(2, -1), axis=0); fa.sparsemax_backward(x, y=x)
     fa.ufuncs.relu(x[::2]); fa.ufuncs.leaky_relu(x, 0.2); fa.ufuncs.elu_backward(x, x, 1.0)
     stats = {}
     from fastact._loops_ufunc import UFUNC_LOOPS
@@ -118,6 +119,26 @@ def test_reduction_kernels_vectorise(dtype):
     }
     for which, asm in loops.items():
         assert PACKED_MATH.search(asm), f"logsumexp {which}: no packed ymm/zmm arithmetic: the loop did not vectorise"
+
+
+PACKED_F64_SUM = re.compile(r"\bvaddpd\s+[^\n]*%[yz]mm")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparsemax_kernels_vectorise(dtype):
+    """Michelot's passes (a masked float64 sum and count) and the backward's sum over the
+    support run on packed float64 additions, in the rows and the columns forms."""
+    k = fa.KERNELS["sparsemax"].rowwise
+    rows, cols = np.ones((4, 256), dtype), np.ones((1, 8, 64), dtype)
+    loops = {
+        "forward": _asm(k["forward"][0], rows, rows.copy(), 2),
+        "forward in place": _asm(k["forward"][0], None, rows.copy(), 2),
+        "backward": _asm(k["backward"][0], rows, rows, rows.copy(), 2),
+        "forward columns": _asm(k["forward_columns"][0], cols, cols.copy(), 64),
+        "backward columns": _asm(k["backward_columns"][0], cols, cols, cols.copy(), 64),
+    }
+    for which, asm in loops.items():
+        assert PACKED_F64_SUM.search(asm), f"sparsemax {which}: no packed float64 sum: the loop did not vectorise"
 
 
 def test_ufunc_with_parameters_vectorises():
@@ -322,6 +343,7 @@ FULL_WIDTH = textwrap.dedent("""
         "softmax": zmm(s.rowwise["forward_tails"][0].py_func, rows, rows.copy(), 8),
         "prelu": zmm(p.channel["forward"][0].py_func, x, w, x.copy(), 64),
         "gated": zmm(fa.KERNELS["swiglu"].gated["forward"][0].py_func, x, 0, x, 128, x[:, :128].copy(), 128, 4, ()),
+        "sparsemax": zmm(fa.KERNELS["sparsemax"].rowwise["forward"][0].py_func, rows, rows.copy(), 8),
         "user": zmm(users_loop, flat, flat.copy()),
     }
     print(json.dumps(got))

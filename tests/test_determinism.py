@@ -70,7 +70,7 @@ def test_elementwise(name, params, dtype, monkeypatch):
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 threads")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("shape", "axis"), [((N // 64, 64), -1), ((16, N // 16), 0)], ids=["rows", "columns"])
-@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "sparsemax"])
 def test_rowwise(name, shape, axis, dtype, monkeypatch):
     f, b = getattr(fa, name), getattr(fa, f"{name}_backward")
     rng = np.random.default_rng(14)

@@ -73,7 +73,7 @@ X3 = np.random.default_rng(2).normal(size=(50, 6, 7)).astype(np.float32) * 3
 G3 = np.random.default_rng(3).normal(size=X3.shape).astype(np.float32)
 
 
-@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "sparsemax"])
 @pytest.mark.parametrize("axis", [0, 1, -1])
 def test_softmax_on_dask_whole_rows_per_block(name, axis):
     d, dg = da.from_array(X3, chunks=(10, 3, 4)), da.from_array(G3, chunks=(7, 2, 7))

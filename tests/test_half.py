@@ -98,6 +98,7 @@ def test_bfloat16_in_every_function():
         (fa.softmax(x), fa.softmax(x.astype(F32))), (fa.log_softmax(x, axis=0), fa.log_softmax(x.astype(F32), axis=0)),
         (fa.prelu(x, w, axis=0), fa.prelu(x.astype(F32), w.astype(F32), axis=0)),
         (fa.softmax_backward(x, y=fa.softmax(x)), fa.softmax_backward(x.astype(F32), y=fa.softmax(x).astype(F32))),
+        (fa.sparsemax(x, axis=0), fa.sparsemax(x.astype(F32), axis=0)),
     ):
         same(got, rounded(want, BF16))
     assert np.isnan(fa.gelu(x)[1, 0].astype(F32))

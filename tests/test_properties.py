@@ -75,7 +75,7 @@ def test_prelu_matches_leaky_relu_with_a_single_weight(x):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(arrays_and_views(min_dims=1, max_dims=3, min_side=1, max_side=6),
-       st.sampled_from(["softmax", "log_softmax"]), st.data())
+       st.sampled_from(["softmax", "log_softmax", "sparsemax"]), st.data())
 def test_softmax_any_array_matches_reference(x, name, data):
     axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
     g = data.draw(hnp.arrays(x.dtype, x.shape, elements=st.floats(-4, 4, width=np.dtype(x.dtype).itemsize * 8)))

@@ -1,4 +1,5 @@
-"""softmax and log_softmax: rows along any axis, against mpmath references written here."""
+"""The row-wise functions (softmax, log_softmax, softmin, sparsemax): rows along any axis,
+against mpmath and exact rational references written here and in references.py."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import fastact as fa
 from fastact._arrays import PARALLEL_MIN_SIZE
 
 from .conftest import Guard
-from .references import ulp_distance
+from .references import sparsemax_grad_row, sparsemax_row, ulp_distance
 
-NAMES = ["softmax", "log_softmax", "softmin"]
+NAMES = ["softmax", "log_softmax", "softmin", "sparsemax"]
 DTYPES = [np.float32, np.float64]
 mp = mpmath.mp
 
@@ -38,8 +39,10 @@ def ref_forward(name, x, axis=-1):
     if name == "softmin":  # softmax(-x)
         return ref_forward("softmax", -np.asarray(x, np.float64), axis)
     if x.ndim == 0:
-        return np.float64(1.0 if name == "softmax" else 0.0) if np.isfinite(x) else np.float64(np.nan)
+        return np.float64(0.0 if name == "log_softmax" else 1.0) if np.isfinite(x) else np.float64(np.nan)
     rows, back = _rows(x, axis)
+    if name == "sparsemax":
+        return back([sparsemax_row(row) for row in rows])
     out = []
     with mp.workdps(50):
         for row in rows:
@@ -64,6 +67,12 @@ def ref_backward(name, g, y, axis=-1):
     rows_g, back = _rows(g, axis)
     rows_y, _ = _rows(y, axis)
     grad, scale = [], []
+    if name == "sparsemax":
+        for gr, yr in zip(rows_g, rows_y, strict=True):
+            a, b = sparsemax_grad_row(gr, yr)
+            grad.append(a)
+            scale.append(b)
+        return back(grad), back(scale)
     with mp.workdps(50):
         for gr, yr in zip(rows_g, rows_y, strict=True):
             if name == "softmax":
@@ -84,7 +93,12 @@ def ref_backward(name, g, y, axis=-1):
 # forward_ok accepts softmax float64 within that worst case too).
 FORWARD_ULP = {("softmax", "float32"): 2, ("softmax", "float64"): 6,
                ("log_softmax", "float32"): 1, ("log_softmax", "float64"): 2,
-               ("softmin", "float32"): 2, ("softmin", "float64"): 6}
+               ("softmin", "float32"): 2, ("softmin", "float64"): 6,
+               ("sparsemax", "float32"): 1, ("sparsemax", "float64"): 1}
+# sparsemax's x - tau, in float64 (rounded once to a float32 result), is within this many
+# float64 eps of the exact value in absolute terms (measured: half an eps); an output
+# much smaller than 1 can be many of its own ulps off in float64 (x - tau cancels)
+SPARSEMAX_ABS_EPS = 1
 SUM_EPS = 4
 # backward: error / (eps * the size of the terms), the terms as ref_backward gives them
 BACKWARD_TERMS = 4
@@ -105,6 +119,9 @@ def forward_ok(name, got, x, axis=-1):
         n = x.shape[axis]
         with np.errstate(invalid="ignore"):
             ok |= np.abs(got - want) <= (n + 2) * float(np.finfo(np.float64).eps) * np.abs(want)
+    if name == "sparsemax" and got.dtype == np.float64:
+        with np.errstate(invalid="ignore"):
+            ok |= np.abs(got - want) <= SPARSEMAX_ABS_EPS * float(np.finfo(np.float64).eps)
     if name == "log_softmax":
         eps = float(np.finfo(got.dtype).eps)
         x64 = np.asarray(x, np.float64)
@@ -435,6 +452,8 @@ def test_dtype_casts_first_as_pytorch(name):
     torch = pytest.importorskip("torch")
     import fastact.torch as ft
 
+    if not hasattr(torch.nn.functional, name):
+        return  # PyTorch has no sparsemax, and fastact.torch's takes no dtype=
     t = torch.from_numpy(x16.astype(np.float32)).to(torch.float16)
     want = getattr(torch.nn.functional, name)(t, dim=1, dtype=torch.float32)
     got = getattr(ft, name)(t, dim=1, dtype=torch.float32)

@@ -77,6 +77,8 @@ __all__ = [
     'sparse_plus_backward',
     'sparse_sigmoid',
     'sparse_sigmoid_backward',
+    'sparsemax',
+    'sparsemax_backward',
     'squareplus',
     'squareplus_backward',
     'swiglu',
@@ -318,6 +320,14 @@ def log_softmax(x: numpy.typing.ArrayLike, *, axis: int = -1, dtype: numpy.typin
 def log_softmax_backward(grad_output: numpy.ndarray, x: numpy.typing.ArrayLike | None = None, *, axis: int = -1, y: numpy.typing.ArrayLike | None = None, where: numpy.typing.ArrayLike | None = None, out: numpy.ndarray | None = None) -> numpy.ndarray: ...
 @overload
 def log_softmax_backward(grad_output: numpy.typing.ArrayLike, x: numpy.typing.ArrayLike | None = None, *, axis: int = -1, y: numpy.typing.ArrayLike | None = None, where: numpy.typing.ArrayLike | None = None, out: numpy.ndarray | None = None) -> numpy.ndarray | numpy.floating: ...
+@overload
+def sparsemax(x: numpy.ndarray, *, axis: int = -1, dtype: numpy.typing.DTypeLike | None = None, where: numpy.typing.ArrayLike | None = None, out: numpy.ndarray | None = None) -> numpy.ndarray: ...
+@overload
+def sparsemax(x: numpy.typing.ArrayLike, *, axis: int = -1, dtype: numpy.typing.DTypeLike | None = None, where: numpy.typing.ArrayLike | None = None, out: numpy.ndarray | None = None) -> numpy.ndarray | numpy.floating: ...
+@overload
+def sparsemax_backward(grad_output: numpy.ndarray, x: numpy.typing.ArrayLike | None = None, *, axis: int = -1, y: numpy.typing.ArrayLike | None = None, where: numpy.typing.ArrayLike | None = None, out: numpy.ndarray | None = None) -> numpy.ndarray: ...
+@overload
+def sparsemax_backward(grad_output: numpy.typing.ArrayLike, x: numpy.typing.ArrayLike | None = None, *, axis: int = -1, y: numpy.typing.ArrayLike | None = None, where: numpy.typing.ArrayLike | None = None, out: numpy.ndarray | None = None) -> numpy.ndarray | numpy.floating: ...
 @overload
 def glu(x: numpy.ndarray, b: numpy.typing.ArrayLike | None = None, *, axis: int = -1, out: numpy.ndarray | None = None) -> numpy.ndarray: ...
 @overload

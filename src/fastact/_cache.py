@@ -40,7 +40,7 @@ from numba.core.caching import IndexDataCacheFile
 # helpers from others (_loops_rows takes _task_span from _loops_channel).
 _KERNEL_SOURCE_FILES = ("activations.py", "_math.py", "_cache.py", "_loops_map.py", "_loops_ufunc.py",
                         "_loops_channel.py", "_loops_rows.py", "_loops_gated.py",
-                        "_loops_reduce.py")
+                        "_loops_reduce.py", "_loops_simplex.py")
 
 
 def _source_token() -> int:

@@ -22,7 +22,7 @@ from typing import Any
 from numba.extending import overload
 
 __all__ = ["PIECEWISE_LINEAR", "Activation", "Check", "Param", "REGISTRY", "elementwise", "channelwise", "rowwise",
-           "gated", "reduction"]
+           "simplex", "gated", "reduction"]
 
 _JITABLE: set[Callable[..., Any]] = set()
 
@@ -408,6 +408,30 @@ def rowwise(
         kind_options={"negated": negated, "masked_value": masked_value},
         formula=formula, derivative=derivative, summary=summary, examples=examples, numpy=numpy, numpy_grad=numpy_grad,
         torch_out=torch_out, torch_grad_out=torch_grad_out, torch_grad_from=("y",),
+    )
+
+
+def simplex(
+    name: str,
+    *,
+    formula: str,
+    derivative: str,
+    summary: str,
+    examples: tuple[str, str],
+    numpy: Callable[..., Any] | None = None,
+    numpy_grad: Callable[..., Any] | None = None,
+    module_name: str = "",
+) -> Activation:
+    """Declare a projection of the rows along an axis onto the probability simplex
+    (sparsemax), a row-wise activation: its loops (``_loops_simplex``) find each row's
+    threshold tau, give max(x - tau, 0), and the backward from the output y (its
+    support, y > 0: grad_output less its mean over the support, 0 off it)."""
+    _check_declaration("rowwise", name, (), {})
+    return _register(
+        name=name, forward_scalar=None, grad_scalar=None, kind="rowwise", module_name=module_name,
+        kind_options={"rule": "simplex", "negated": False, "masked_value": 0.0},
+        formula=formula, derivative=derivative, summary=summary, examples=examples, numpy=numpy, numpy_grad=numpy_grad,
+        torch_grad_from=("y",),
     )
 
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from ._registry import Activation
 from ._torch_ops import (
+    MODULE,
     autograd_fn,
     batch_front,
     batched,
@@ -20,6 +21,7 @@ from ._torch_ops import (
     fast_path,
     like_broadcast,
     tensor,
+    torch_class,
     torch_module,
     view,
 )
@@ -47,9 +49,35 @@ def _softmin_second(backward: Any, g: torch.Tensor, y: torch.Tensor, w: torch.Te
     return dg, -dy
 
 
+def _sparsemax_second(backward: Any, g: torch.Tensor, y: torch.Tensor, w: torch.Tensor, dim: int) -> tuple:
+    # grad_x = s (g - mean of g over s), s = (y > 0): linear and symmetric in g, and in y
+    # constant almost everywhere (its derivative in y is 0)
+    return backward.apply(w, y, dim), None
+
+
 # the vector-Jacobian products of the row-wise backward (grad, y) -> grad_x, as PyTorch
 # operations: differentiable again, to any order
-_ROW_SECOND = {"softmax": _softmax_second, "log_softmax": _log_softmax_second, "softmin": _softmin_second}
+_ROW_SECOND = {"softmax": _softmax_second, "log_softmax": _log_softmax_second, "softmin": _softmin_second,
+               "sparsemax": _sparsemax_second}
+
+# PyTorch has no sparsemax: fastact's own module and functional, and for the tensors
+# fastact does not compute, this composition of PyTorch's (differentiable: sort, cumsum)
+FASTACT_ONLY_DOC = ("a sort-based composition of PyTorch operations computes any other tensor",
+                    "dim=-1, the axis of the rows, as Keras's axis")
+
+
+def _sparsemax_composed(input: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    desc = input.sort(dim=dim, descending=True).values
+    total = desc.cumsum(dim)
+    shape = [1] * input.dim()
+    shape[dim] = input.shape[dim]
+    k = torch.arange(1, input.shape[dim] + 1, device=input.device, dtype=input.dtype).view(shape)
+    size = (1 + k * desc > total).sum(dim, keepdim=True)
+    tau = (total.gather(dim, size - 1) - 1) / size.to(input.dtype)
+    return (input - tau).clamp_min(0)
+
+
+_COMPOSED = {"sparsemax": _sparsemax_composed}
 
 
 def make(act: Activation) -> tuple[type[torch.autograd.Function], Callable[..., torch.Tensor]]:
@@ -111,6 +139,16 @@ def make(act: Activation) -> tuple[type[torch.autograd.Function], Callable[..., 
 
     function = autograd_fn(cls + "Function", f"torch.autograd.Function for {name}: apply(x, dim); the backward uses "
                            "the saved output.", lambda x, dim: forward_op(x, dim), forward_setup, forward_backward)
+    if not hasattr(F, name):
+        composed = _COMPOSED[name]
+
+        def own(input: torch.Tensor, dim: int = -1) -> torch.Tensor:
+            if not fast_path(input):
+                return composed(input, dim)
+            return function.apply(input, dim)
+
+        return function, own
+
     torch_fn = getattr(F, name)
 
     def functional(input: torch.Tensor, dim: int | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -127,7 +165,19 @@ def make(act: Activation) -> tuple[type[torch.autograd.Function], Callable[..., 
     return function, functional
 
 
-module_base = torch_module
+def module_base(act: Activation) -> type[torch.nn.Module]:
+    if torch_class(act.name) is not None:
+        return torch_module(act)
+
+    def __init__(self: Any, dim: int = -1) -> None:
+        torch.nn.Module.__init__(self)
+        self.dim = dim
+
+    def extra_repr(self: Any) -> str:
+        return f"dim={self.dim}"
+
+    return type(f"_{class_name(act.name)}Base", (torch.nn.Module,),
+                {"__init__": __init__, "extra_repr": extra_repr, "__module__": MODULE})
 
 
 def module_forward(act: Activation, functional: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:

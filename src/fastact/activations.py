@@ -61,6 +61,7 @@ from ._registry import (
     not_nan,
     reduction,
     rowwise,
+    simplex,
 )
 
 # --- relu -------------------------------------------------------------------------
@@ -1428,6 +1429,43 @@ rowwise(
         aten._log_softmax_backward_data.out(
             g, y, dim, y.dtype, out=out)
     ),
+)
+
+
+# --- sparsemax: the rows projected onto the probability simplex ---------------------------
+# Martins & Astudillo (2016); Keras's keras.ops.sparsemax and the entmax libraries. PyTorch
+# and JAX have none. Its loops are _loops_simplex's. A tie at the threshold (x_i = tau)
+# gives y_i = 0, and the backward's support is y > 0, as the entmax libraries take it.
+
+
+def _np_sparsemax(x, axis=-1):
+    z = np.moveaxis(x, axis, -1)
+    desc = -np.sort(-z, axis=-1)
+    total = np.cumsum(desc, axis=-1)
+    k = np.arange(1, z.shape[-1] + 1)
+    size = (1 + k * desc > total).sum(axis=-1, keepdims=True)
+    tau = (np.take_along_axis(total, size - 1, axis=-1) - 1) / size
+    return np.moveaxis(np.maximum(z - tau, 0), -1, axis)
+
+
+def _np_sparsemax_grad(g, y, axis=-1):
+    support = y > 0
+    mean = (g * support).sum(axis=axis, keepdims=True) / support.sum(axis=axis, keepdims=True)
+    return np.where(support, g - mean, 0)
+
+
+simplex(
+    "sparsemax",
+    examples=("array([0., 0., 1.])", "array([0., 0., 0.])"),
+    formula="f(x)_i = max(x_i - tau, 0), tau such that sum_j max(x_j - tau, 0) = 1 over x_i's row along axis: "
+            "the Euclidean projection of the row onto the probability simplex",
+    derivative="df_i/dx_j = s_i (delta_ij - s_j / |S|), s the support (y > 0), so grad_x_i = s_i (g_i - "
+               "mean of g over the support)",
+    summary="Sparsemax along an axis: each row projected onto the probability simplex (sums to 1, exactly 0 "
+            "below a threshold).",
+    numpy=_np_sparsemax,
+    numpy_grad=_np_sparsemax_grad,
+    module_name="Sparsemax",
 )
 
 
