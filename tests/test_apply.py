@@ -264,6 +264,35 @@ def test_a_signal_mid_run_leaves_nothing_behind(tmp_path, signum):
     assert leftovers(tmp_path) == [] and not dst.exists()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_a_signal_whose_exception_is_lost_still_stops_the_run(tmp_path, capsys, monkeypatch, signum):
+    """A signal's exception raised inside a C callback (numba compiling through llvmlite on
+    a cold cache) is printed as ignored and lost; the run still stops at the next chunk,
+    with nothing written and nothing printed but the one line."""
+    from fastact.__main__ import main
+
+    src = save(tmp_path / "x.npy", np.linspace(-3, 3, 1 << 18))
+    real, calls = fa.relu, []
+
+    def swallowing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            try:
+                os.kill(os.getpid(), signum)
+                time.sleep(0.01)  # the handler runs here
+            except BaseException:  # what a C callback does with it
+                pass
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fa, "relu", swallowing)
+    code = main(["apply", "relu", str(src), str(tmp_path / "y.npy"), "--chunk-mb", "1", "--quiet"])
+    assert code == 128 + signum
+    err = capsys.readouterr().err
+    assert "stopped by" in err and "Traceback" not in err
+    assert leftovers(tmp_path) == [] and not (tmp_path / "y.npy").exists()
+    assert len(calls) == 2, "the run stopped at the chunk after the signal"
+
+
 def test_a_full_disk_is_an_error_before_the_work(tmp_path, capsys, monkeypatch):
     """posix_fallocate failing with ENOSPC (as on a full disk): exit 2, one line, nothing left."""
     src = save(tmp_path / "x.npy", np.linspace(-1, 1, 10_000))

@@ -45,24 +45,55 @@ class Terminated(BaseException):  # as KeyboardInterrupt: a stop, not an error
         self.signum = signum
 
 
+# The signals that arrived while the work ran. The handler's exception can be lost: raised
+# while Python code runs inside a C callback (numba compiling a kernel through llvmlite,
+# on the first chunk with a cold cache), it is printed as "ignored" and the work goes on.
+# Each chunk, and the rename that commits the output, check this list first.
+_ARRIVED: list[int] = []
+
+
+def _stop(signum: int) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Terminated(signum)
+
+
+def _check_stop() -> None:
+    if _ARRIVED:
+        _stop(_ARRIVED[0])
+
+
 @contextlib.contextmanager
 def _terminable():
     """SIGTERM (kill, timeout, SLURM) and SIGHUP (a closed terminal) raise Terminated
-    while the work runs, as SIGINT raises KeyboardInterrupt. Only the main thread can
-    set handlers: elsewhere the signals keep their disposition."""
+    while the work runs, SIGINT KeyboardInterrupt; a stop whose exception was lost is
+    raised at the next chunk (_check_stop). Only the main thread can set handlers:
+    elsewhere the signals keep their disposition."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def stop(signum: int, frame: Any) -> None:
-        raise Terminated(signum)
+        _ARRIVED.append(signum)
+        _stop(signum)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    hook = sys.unraisablehook
+
+    def quiet(unraisable: Any) -> None:
+        # a stop lost in a callback is not an error to print: it is raised at the next chunk
+        if not isinstance(unraisable.exc_value, Terminated | KeyboardInterrupt):
+            hook(unraisable)
+
+    _ARRIVED.clear()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
+    sys.unraisablehook = quiet
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _ARRIVED.clear()
 
 
 def _open(path: Path, what: str, mode: str = "r") -> np.memmap:
@@ -267,6 +298,7 @@ def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: P
         os_ = split(out_arr)
         step = max(1, chunk_bytes // max(1, xs[0].nbytes if xs.ndim > 1 else xs.itemsize))
         for s, e in _chunks(xs.shape[0], step, progress, f"fastact apply {name}"):
+            _check_stop()
             call(xs[s:e], None if gs is None else gs[s:e], os_[s:e])
         del os_
         out_arr.flush()
@@ -276,6 +308,7 @@ def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: P
             total = np.sum(weight_total, axis=0) if weight_total else np.zeros(w.shape)
             with open(weight_tmp, "wb") as fh:  # a path not ending in .npy would get one appended
                 np.save(fh, total.reshape(w.shape), allow_pickle=False)
+        _check_stop()
         try:
             if weight_tmp is not None:
                 os.replace(weight_tmp, weight_grad)

@@ -194,8 +194,9 @@ class Activation:
     # per-element term whose row sum the gradient needs
     row_constant_scalar: Callable[..., float] | None = None
     grad_term_scalar: Callable[..., float] | None = None
-    # what only the kind's own module reads (gated: "base", the element-wise activation's
-    # name, and "gate", the half it applies to: 0 the first, 1 the second)
+    # what only the kind's own modules read (gated: "base", the element-wise activation's
+    # name, and "gate", the half it applies to: 0 the first, 1 the second; rowwise:
+    # "negated", "masked_value", and "rule", "simplex" for sparsemax's loops)
     kind_options: dict[str, Any] = field(default_factory=dict)
     # the natural NumPy expressions, numpy(x, *params) and numpy_grad(g, x, *params):
     # the peer that benchmarks compare against

@@ -1,4 +1,6 @@
-"""softmax's and log_softmax's public functions: a normalisation over the rows along an axis."""
+"""The row-wise public functions (softmax, log_softmax, softmin, sparsemax): a
+normalisation over the rows along an axis. Their loops are _loops_rows's (exponentials)
+or _loops_simplex's (sparsemax's threshold), with the same arguments."""
 
 from __future__ import annotations
 
@@ -342,7 +344,7 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
 
 class Rowwise(Kind):
     """Each element depends on every element of its row along an axis (softmax,
-    log_softmax); the backward works from the output y."""
+    log_softmax, softmin, sparsemax); the backward works from the output y."""
 
     name = "rowwise"
     torch_adapter = "fastact._torch_rowwise"
