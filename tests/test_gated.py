@@ -13,6 +13,7 @@ import fastact as fa
 from fastact._arrays import PARALLEL_MIN_SIZE
 
 from .conftest import Guard
+from .dense import bit_grid, edge_grids
 from .references import (
     GATED,
     GATED_PARAM_SETS,
@@ -102,6 +103,23 @@ def test_values_of_both_forms(name, params, dtype, no_warnings):
     _check_backward(name, params, _split(grad_x, 0), g, first, second)
     ga, gb = fa.ACTIVATIONS[name].backward(g, first, second, **kw)
     _check_backward(name, params, (ga, gb), g, first, second)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("name", "params"), CASES)
+def test_dense_grids(name, params, dtype, no_warnings):
+    """The README's bounds on the dense grids of tests/dense.py: the gate a stride through
+    every binade's bit patterns (subnormals included) and linear grids where results
+    underflow or cancel, each gate beside values of several magnitudes, forward and both
+    gradients."""
+    gate = np.concatenate([bit_grid(dtype, 3000), edge_grids(dtype)])
+    value = np.resize(np.array([1.0, -2.5, 0.75, 1e-3, 3e4], dtype), gate.shape)
+    first, second = (gate, value) if GATED[name][1] == 0 else (value, gate)
+    kw = _kw(name, params)
+    with np.errstate(over="ignore"):
+        g = np.resize(np.array([1.0, -0.5, 7.0], dtype), gate.shape)
+    _check_forward(name, params, fa.ACTIVATIONS[name].forward(first, second, **kw), first, second)
+    _check_backward(name, params, fa.ACTIVATIONS[name].backward(g, first, second, **kw), g, first, second)
 
 
 def _layouts(dtype):

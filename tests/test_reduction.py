@@ -13,6 +13,7 @@ import fastact as fa
 from fastact._arrays import PARALLEL_MIN_SIZE
 
 from .conftest import Guard
+from .dense import bit_grid, edge_grids
 from .references import logsumexp_reference, ulp_distance
 
 DTYPES = [np.float32, np.float64]
@@ -33,6 +34,16 @@ def assert_close(got, x, axis=None, keepdims=False):
 
 
 RNG = np.random.default_rng(7)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_grids(dtype, no_warnings):
+    """The README's bound on dense grids (tests/dense.py, thinned for mpmath): rows (0, t),
+    (t, t) and (t, 1 - t), t a stride through every binade's bit patterns and linear grids
+    where the result underflows (log(1 + e^t) for t << 0) or cancels."""
+    t = np.concatenate([bit_grid(dtype, 3000)[:: 40 if dtype == np.float32 else 1], edge_grids(dtype)[::10]])
+    for x in (np.stack([np.zeros_like(t), t], 1), np.stack([t, t], 1), np.stack([t, 1 - t], 1)):
+        assert_close(fa.logsumexp(x, axis=1), x, axis=1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
