@@ -1,6 +1,8 @@
 """softmax and log_softmax against PyTorch's operators, like for like, at the speed issue's
 shapes: (1000, 1000), (4096, 1024), (64, 65536) and (65536, 64), along the last axis and
-along axis 0 (the rows across memory), float32 and float64, forward and backward from y.
+along axis 0 (the rows across memory), float32 and float64, forward and backward from y;
+and the masked softmax (fastact's ``where=``, 80% of the elements kept at random) against
+PyTorch's ``aten._masked_softmax.out`` / ``_masked_softmax_backward.out``.
 
     python bench/softmax.py [--threads 2] [--budget 0.3] [--shapes 1000x1000,65536x64]
 
@@ -49,6 +51,13 @@ def main() -> None:
                 g = rng.standard_normal(shape).astype(dtype)
                 for axis in (-1, 0):
                     print(row(name, x, g, axis, args.budget, torch), flush=True)
+    for dtype in (np.float32, np.float64):
+        for shape in shapes:
+            x = (rng.standard_normal(shape) * 3).astype(dtype)
+            g = rng.standard_normal(shape).astype(dtype)
+            keep = rng.random(shape) < 0.8
+            for axis in (-1, 0):
+                print(masked_row(x, g, keep, axis, args.budget, torch), flush=True)
 
 
 def row(name: str, x: np.ndarray, g: np.ndarray, axis: int, budget: float, torch) -> str:
@@ -72,6 +81,24 @@ def row(name: str, x: np.ndarray, g: np.ndarray, axis: int, budget: float, torch
     per = 1e9 / x.size
     return (f"| {name} | {x.dtype.name} | {x.shape[0]} x {x.shape[1]} | {axis} "
             f"| {theirs / ours:.2f}x ({ours * per:.3f}) | {theirs_b / ours_b:.2f}x ({ours_b * per:.3f}) |")
+
+
+def masked_row(x: np.ndarray, g: np.ndarray, keep: np.ndarray, axis: int, budget: float, torch) -> str:
+    aten = torch.ops.aten
+    y, o = fa.softmax(x, axis=axis, where=keep), np.empty_like(x)
+    tx, tg, ty, to = (torch.from_numpy(a) for a in (x, g, y, o))
+    masked_out = torch.from_numpy(~keep)  # PyTorch's mask: True where an element takes no part
+    dim = axis % x.ndim
+    t = time_calls({"ours": lambda: fa.softmax(x, axis=axis, where=keep, out=o),
+                    "theirs": lambda: aten._masked_softmax.out(tx, masked_out, dim, 2, out=to)}, None, budget)
+    ours, theirs = t["ours"], t["theirs"]
+    t = time_calls({"ours": lambda: fa.softmax_backward(g, y=y, axis=axis, where=keep, out=o),
+                    "theirs": lambda: aten._masked_softmax_backward.out(tg, ty, masked_out, dim, out=to)}, None, budget)
+    ours_b, theirs_b = t["ours"], t["theirs"]
+    per = 1e9 / x.size
+    return (f"| softmax where= | {x.dtype.name} | {x.shape[0]} x {x.shape[1]} | {axis} "
+            f"| {theirs / ours:.2f}x ({ours * per:.3f}) | {theirs_b / ours_b:.2f}x ({ours_b * per:.3f}) |")
+
 
 if __name__ == "__main__":
     main()

@@ -494,3 +494,36 @@ def test_where_masks_elements_out(name, axis, dtype, no_warnings):
         forward(name)(x, where=np.ones(3, bool))
     with pytest.raises(TypeError, match=f"{name}: where must be an array of booleans"):
         forward(name)(x, where=np.ones(x.shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_where_into_out_and_in_place(name, dtype, no_warnings):
+    """where= with out=: into a new buffer, into x itself, a Fortran-ordered out (computed
+    apart, then copied), and the backward into grad_output or into y: each the result
+    without out=, bit for bit, and no other array changes."""
+    x = (RNG.standard_normal((5, 70)) * 3).astype(dtype)
+    mask = RNG.random(x.shape) < 0.7
+    mask[1] = False
+    g = RNG.standard_normal(x.shape).astype(dtype)
+    for axis in (-1, 0):
+        want = forward(name)(x, axis=axis, where=mask)
+        for out in (np.empty_like(x), np.asfortranarray(np.empty_like(x))):
+            assert forward(name)(x, axis=axis, where=mask, out=out) is out
+            np.testing.assert_array_equal(out, want)
+        buf = x.copy()
+        assert forward(name)(buf, axis=axis, where=mask, out=buf) is buf
+        np.testing.assert_array_equal(buf, want)
+        want_g = backward(name)(g, y=want, axis=axis, where=mask)
+        for which in ("g", "y", "new"):
+            gb, yb = g.copy(), want.copy()
+            target = {"g": gb, "y": yb, "new": np.empty_like(x)}[which]
+            assert backward(name)(gb, y=yb, axis=axis, where=mask, out=target) is target
+            np.testing.assert_array_equal(target, want_g)
+            if which != "g":
+                np.testing.assert_array_equal(gb, g)
+            if which != "y":
+                np.testing.assert_array_equal(yb, want)
+        mb = mask.copy()
+        backward(name)(g, x, axis=axis, where=mb)
+        np.testing.assert_array_equal(mb, mask)

@@ -303,3 +303,27 @@ def _rowwise_loops(element, row_constant, term, grad, token, tails=False):
 def _rowwise_tail_loops(element, row_constant, term, grad, token):
     """forward and backward for rows whose length is not a multiple of _TAIL."""
     return _rowwise_loops(element, row_constant, term, grad, token, tails=True)[:2]
+
+
+_SELECT_BLOCK = 1 << 14
+
+
+def _masked_select_loops(token):
+    """out = (-x if negate else x) where mask, else fill, over flat arrays (x None: out
+    itself): where= of the row-wise functions. NumPy's np.where and np.copyto(where=)
+    branch on each element and took 2.4-2.8 ns per element on random masks (measured,
+    float32); this loop selects without branches, vectorised."""
+
+    def masked_select(x, mask, out, fill, negate):
+        token  # noqa: B018
+        n = out.shape[0]
+        for b in prange((n + _SELECT_BLOCK - 1) // _SELECT_BLOCK):
+            lo, hi = b * _SELECT_BLOCK, min((b + 1) * _SELECT_BLOCK, n)
+            ob, mb = out[lo:hi], mask[lo:hi]
+            xb = ob if x is None else x[lo:hi]
+            f = narrow(ob, fill)
+            for k in range(hi - lo):  # reads xb[k] before writing ob[k]: they may be one
+                v = -xb[k] if negate else xb[k]
+                ob[k] = narrow(ob, v if mb[k] else f)
+
+    return (masked_select,)

@@ -180,6 +180,27 @@ def _mask(function: str, where: Any, shape: tuple[int, ...]) -> np.ndarray:
         raise ValueError(f"{function}: where has shape {w.shape}, which does not broadcast to {shape}") from None
 
 
+_SELECT: list[tuple] = []  # (serial, parallel) of _loops_rows._masked_select_loops, once made
+
+
+def _select(x: np.ndarray | None, mask: np.ndarray, out: np.ndarray, fill: float, negate: bool = False) -> None:
+    """out = (-x if negate else x) where mask, else fill; x, mask and out C-contiguous of
+    one shape (x None: out itself)."""
+    if not _SELECT:
+        from ._cache import SOURCE_TOKEN, _jit_variants
+        from ._loops_rows import _masked_select_loops
+
+        (loop,) = _masked_select_loops(SOURCE_TOKEN)
+        _SELECT.append(_jit_variants(loop, "rowwise.masked_select"))
+    serial, parallel = _SELECT[0]
+    flat = out.reshape(-1)
+    args = (None if x is None else x.reshape(-1), mask.reshape(-1), flat, fill, negate)
+    if flat.size >= parallel_min_size(out.dtype, "flat forward"):
+        _launch(parallel, *args)
+    else:
+        serial(*args)
+
+
 def _lean_rows(a: np.ndarray, axis: Any, direction: str) -> int:
     """The row length, when a (an ndarray) can take the lean small path of the row-wise
     functions: float32/float64, C-contiguous, non-empty rows along the last axis, below
@@ -208,20 +229,28 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         _refuse_masked(fname, ("x", x))
         x = as_input(fname, "x", x)
         rdt = result_dtype(fname, "x", x.dtype)
+        cdt = compute_dtype(rdt)
         ax = _normalize_axis(fname, axis, x.ndim)
         mask = _mask(fname, where, x.shape)
         if out is not None:
             check_out(fname, out, x.shape, rdt)
-        xm = x.astype(compute_dtype(rdt))  # private: masked, then computed in place
-        if negated:
-            np.negative(xm, out=xm)
-        np.copyto(xm, -np.inf, where=~mask)  # takes no part: exp(-inf) is 0
+        xc = np.ascontiguousarray(x, dtype=cdt)
+        # masked, then computed in place: in out where it can hold the work (a C-ordered
+        # out of the compute dtype, x itself or apart from it), else in a private array
+        direct = (out is not None and out.dtype == cdt and out.flags.c_contiguous
+                  and not overlaps_partly(out, xc, mask))
+        xm = out if direct else np.empty(x.shape, cdt)
+        # a masked element takes no part: exp(-inf) is 0, and sparsemax's x - tau < 0
+        _select(None if xc is xm else xc, np.ascontiguousarray(mask), xm, -np.inf, negated)
         _run_rowwise(kernels, "forward", xm.shape, ax, (xm,), xm, fresh_out=False)
         if xm.ndim:
             empty = ~mask.any(axis=ax, keepdims=True)  # a row with nothing unmasked: NaN, until filled
-            np.copyto(xm, masked_value, where=np.broadcast_to(empty, xm.shape))
+            if empty.any():
+                np.copyto(xm, masked_value, where=np.broadcast_to(empty, xm.shape))
         elif not mask:
             xm[()] = masked_value
+        if direct:
+            return out
         if out is None:
             return _returned(xm.astype(rdt, copy=False), False)
         np.copyto(out, xm, casting="unsafe")
@@ -288,10 +317,19 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         if out is not None:
             check_out(bname, out, shape, rdt)
         yc = masked_forward(np.broadcast_to(v, shape), mask, ax, None) if y is None else v
-        gc = np.where(mask, g, 0).astype(cdt)  # private
+        mc = np.ascontiguousarray(mask)
+        gs = np.ascontiguousarray(np.broadcast_to(g, shape), dtype=cdt)
         yc = np.ascontiguousarray(np.broadcast_to(np.asarray(yc, dtype=cdt), shape))
+        # the masked grad_output takes no part: selected into out where it can hold the
+        # work (not y's memory, which the backward reads after), else a private array
+        direct = (out is not None and out.dtype == cdt and out.flags.c_contiguous
+                  and not np.may_share_memory(out, yc) and not overlaps_partly(out, gs, mc))
+        gc = out if direct else np.empty(shape, cdt)
+        _select(None if gs is gc else gs, mc, gc, 0.0)
         _run_rowwise(kernels, "backward", shape, ax, (gc, yc), gc, fresh_out=False)
-        np.copyto(gc, 0, where=~mask)
+        _select(None, mc, gc, 0.0)
+        if direct:
+            return out
         if out is None:
             return _returned(gc.astype(rdt, copy=False), False)
         np.copyto(out, gc, casting="unsafe")
