@@ -30,6 +30,7 @@ USE_KERNELS = textwrap.dedent("""
         fa.swiglu(x); fa.swiglu_backward(x[: n // 2], x); fa.geglu(x, x, approximate="tanh")
         fa.logsumexp(x); fa.logsumexp(x.reshape(2, -1), axis=0); fa.softmin(x)
         fa.sparsemax(x); fa.sparsemax(x.reshape(2, -1), axis=0); fa.sparsemax_backward(x, y=x)
+        fa.softmax(x, where=x > 0)
     fa.ufuncs.relu(x[::2]); fa.ufuncs.leaky_relu(x, 0.2); fa.ufuncs.elu_backward(x, x, 1.0)
     stats = {}
     from fastact._loops_ufunc import UFUNC_LOOPS
@@ -43,6 +44,10 @@ USE_KERNELS = textwrap.dedent("""
                     for v in variants:
                         stats[f"{name}.{attr}.{loop}.{v.__qualname__}"] = [
                             sum(v.stats.cache_hits.values()), sum(v.stats.cache_misses.values())]
+    from fastact._rowwise import _SELECT
+    for v in _SELECT[0]:
+        stats[f"rowwise.masked_select.{v.__qualname__}"] = [
+            sum(v.stats.cache_hits.values()), sum(v.stats.cache_misses.values())]
     print(json.dumps(stats))
 """)
 
@@ -119,6 +124,17 @@ def test_reduction_kernels_vectorise(dtype):
     }
     for which, asm in loops.items():
         assert PACKED_MATH.search(asm), f"logsumexp {which}: no packed ymm/zmm arithmetic: the loop did not vectorise"
+
+
+def test_masked_select_vectorises():
+    """where='s select (the row-wise functions' mask) runs packed selects: AVX-512 masked
+    moves (vmovaps ... {%k}), or AVX2 blends."""
+    from fastact._rowwise import _SELECT, _select
+
+    x = np.ones(256, np.float32)
+    _select(x, x > 0, x.copy(), -np.inf)
+    asm = _asm(_SELECT[0][0], x, x > 0, x.copy(), np.float32(0), False)
+    assert re.search(r"\bvblendvps\s+[^\n]*%ymm|\bvmovaps\s+%[yz]mm\d+, %[yz]mm\d+ \{%k", asm), "no packed select"
 
 
 PACKED_F64_SUM = re.compile(r"\bvaddpd\s+[^\n]*%[yz]mm")
