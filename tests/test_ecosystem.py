@@ -89,6 +89,67 @@ def test_softmax_on_dask_whole_rows_per_block(name, axis):
     np.testing.assert_array_equal(from_x.compute(), backward(G3, X3, axis=axis))
 
 
+M3 = np.random.default_rng(4).random(X3.shape) > 0.3
+M3[3] = False  # all of n=3 masked: its rows along axes 1 and 2 have nothing unmasked
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "softmin", "sparsemax"])
+@pytest.mark.parametrize("axis", [0, 2])
+def test_masked_rowwise_on_dask(name, axis):
+    d, dg = da.from_array(X3, chunks=(10, 3, 4)), da.from_array(G3, chunks=(7, 2, 7))
+    forward, backward = getattr(fa, name), getattr(fa, f"{name}_backward")
+    want = forward(X3, axis=axis, where=M3)
+    # a dask mask of other chunks, a NumPy mask, and a mask that broadcasts
+    for mask in (da.from_array(M3, chunks=(25, 6, 2)), M3):
+        y = forward(d, axis=axis, where=mask)
+        assert isinstance(y, da.Array) and y.dtype == np.float32
+        np.testing.assert_array_equal(y.compute(), want)
+        from_x, from_y = backward(dg, d, axis=axis, where=mask), backward(G3, y=y, axis=axis, where=mask)
+        np.testing.assert_array_equal(from_x.compute(), backward(G3, X3, axis=axis, where=M3))
+        np.testing.assert_array_equal(from_y.compute(), backward(G3, y=want, axis=axis, where=M3))
+    # a NumPy x with a dask mask is lazy too
+    assert isinstance(forward(X3, axis=axis, where=da.from_array(M3)), da.Array)
+    row = M3[:1, :1, :]
+    np.testing.assert_array_equal(forward(d, axis=axis, where=row).compute(), forward(X3, axis=axis, where=row))
+    with pytest.raises(ValueError, match=f"{name}: where has shape"):
+        forward(d, where=M3[:5])
+    with pytest.raises(TypeError, match=f"{name}: where must be an array of booleans"):
+        forward(d, where=da.from_array(M3.astype(np.float32)))
+
+
+@pytest.mark.parametrize("axis", [None, 0, (0, 2)])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_masked_logsumexp_on_dask(axis, keepdims):
+    d = da.from_array(X3, chunks=(10, 3, 4))
+    mask = da.from_array(M3, chunks=(7, 6, 3))
+    want = fa.logsumexp(X3, axis=axis, keepdims=keepdims, where=M3)
+    got = fa.logsumexp(d, axis=axis, keepdims=keepdims, where=mask)
+    assert isinstance(got, da.Array)
+    np.testing.assert_allclose(got.compute(), want, rtol=2e-7)  # whole reduced axes per block: the same sums
+    g = np.random.default_rng(5).normal(size=np.shape(want)).astype(np.float32)
+    grad = fa.logsumexp_backward(g, d, axis=axis, keepdims=keepdims, where=mask)
+    assert isinstance(grad, da.Array)
+    np.testing.assert_allclose(grad.compute(), fa.logsumexp_backward(g, X3, axis=axis, keepdims=keepdims, where=M3),
+                               rtol=2e-7, atol=1e-30)
+
+
+def test_masked_on_xarray_aligns_the_mask_by_name():
+    xr = pytest.importorskip("xarray")
+    x = xr.DataArray(X3, dims=("n", "c", "t"), coords={"n": np.arange(50)}, attrs={"units": "logit"})
+    # the mask's dimensions in another order, one of them missing (broadcast along it)
+    mask = xr.DataArray(M3[0].T, dims=("t", "c"))
+    aligned = np.broadcast_to(M3[0], X3.shape)
+    for data in (x, x.chunk({"n": 10})):
+        y = fa.softmax(data, axis=1, where=mask)
+        assert isinstance(y, xr.DataArray) and y.dims == x.dims and y.attrs == x.attrs
+        np.testing.assert_array_equal(y.values, fa.softmax(X3, axis=1, where=aligned))
+        g = fa.softmax_backward(G3, data, axis=1, where=mask)
+        np.testing.assert_array_equal(np.asarray(g), fa.softmax_backward(G3, X3, axis=1, where=aligned))
+        lse = fa.logsumexp(data, axis=2, where=mask)
+        assert lse.dims == ("n", "c")
+        np.testing.assert_allclose(lse.values, fa.logsumexp(X3, axis=2, where=aligned), rtol=2e-7)
+
+
 @pytest.mark.parametrize(("weight", "axis"), [
     (np.linspace(0.1, 0.6, 6, dtype=np.float32), 1),
     (np.float32([0.2]), 1),

@@ -34,11 +34,35 @@ def kind(a: Any) -> str | None:
     return None
 
 
-def refuse_where(function: str, where: Any, *arrays: Any) -> None:
-    """where= is for NumPy arrays: with a dask array or DataArray among the operands (or
-    as where itself), a TypeError."""
-    if where is not None and any(kind(a) for a in (where, *arrays)):
-        raise TypeError(f"{function}: where= is not supported for dask or xarray input")
+def lazy_where(where: Any, *arrays: Any) -> bool:
+    """True when where= is given and it or one of the operands is a dask array or a
+    DataArray: the masked call then goes through this module."""
+    return where is not None and any(kind(a) for a in (where, *arrays))
+
+
+def _mask_for(function: str, where: Any, like: Any) -> Any:
+    """where= as a boolean dask array of like's shape (like: a dask array), checked as
+    fastact checks a NumPy mask, before anything is deferred."""
+    import dask.array as da  # like is a dask array, so dask is there
+
+    dtype = np.dtype(getattr(where, "dtype", None) or np.asarray(where).dtype)
+    if dtype != np.bool_:
+        raise TypeError(f"{function}: where must be an array of booleans, got dtype {dtype}")
+    try:
+        if np.broadcast_shapes(np.shape(where), like.shape) != like.shape:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{function}: where has shape {np.shape(where)}, which does not broadcast to "
+                         f"{like.shape}") from None
+    return da.broadcast_to(da.asarray(where), like.shape).rechunk(like.chunks)
+
+
+def _where_data(where: Any, like: Any) -> Any:
+    """where= for a DataArray like: a DataArray mask aligned to like's dimensions (by
+    name, as xarray broadcasts), its data in like's order; anything else as it is."""
+    if where is None or kind(where) != "xarray":
+        return where
+    return where.broadcast_like(like).transpose(*like.dims).data
 
 
 def _axis(function: str, axis: Any, ndim: int) -> int:
@@ -87,29 +111,49 @@ def _whole(a: Any, axis: int) -> Any:
     return a.rechunk({axis: -1}) if a.ndim else a
 
 
-def rowwise_forward(fn: Any, x: Any, axis: Any, rdt: np.dtype) -> Any:
+def _row_forward(x: np.ndarray, where: np.ndarray | None = None, *, fn: Any, axis: int) -> np.ndarray:
+    return fn(x, axis=axis) if where is None else fn(x, axis=axis, where=where)
+
+
+def rowwise_forward(fn: Any, x: Any, axis: Any, rdt: np.dtype, where: Any = None) -> Any:
+    """Each block of whole rows along axis (and its block of where=, if given)."""
     if kind(x) == "xarray":
-        return x.copy(data=fn(x.data, axis=axis))
+        return x.copy(data=_row_forward(x.data, _where_data(where, x), fn=fn, axis=axis))
+    import dask.array as da  # x or where is a dask array, so dask is there
+
+    x = da.asarray(x)
     ax = _axis(fn.__name__, axis, x.ndim)
-    return _whole(x, ax).map_blocks(partial(fn, axis=ax), dtype=rdt)
+    x = _whole(x, ax)
+    blocks = (x,) if where is None else (x, _mask_for(fn.__name__, _data(where), x))
+    return da.map_blocks(partial(_row_forward, fn=fn, axis=ax), *blocks, dtype=rdt,
+                         meta=np.empty((0,) * x.ndim, rdt))
 
 
-def _row_backward(g: np.ndarray, v: np.ndarray, *, fn: Any, axis: int, from_y: bool) -> np.ndarray:
-    return fn(g, y=v, axis=axis) if from_y else fn(g, v, axis=axis)
+def _row_backward(g: np.ndarray, v: np.ndarray, where: np.ndarray | None = None, *, fn: Any, axis: int,
+                  from_y: bool) -> np.ndarray:
+    return fn(g, None if from_y else v, y=v if from_y else None, axis=axis, where=where)
 
 
-def rowwise_backward(fn: Any, g: Any, v: Any, from_y: bool, axis: Any, rdt: np.dtype) -> Any:
+def rowwise_backward(fn: Any, g: Any, v: Any, from_y: bool, axis: Any, rdt: np.dtype, where: Any = None) -> Any:
     like = g if kind(g) == "xarray" else v
     if kind(like) == "xarray":
-        return like.copy(data=rowwise_backward(fn, _data(g), _data(v), from_y, axis, rdt))
-    if kind(g) != "dask" and kind(v) != "dask":
-        return _row_backward(np.asarray(g), np.asarray(v), fn=fn, axis=axis, from_y=from_y)
+        return like.copy(data=rowwise_backward(fn, _data(g), _data(v), from_y, axis, rdt, _where_data(where, like)))
+    if kind(g) != "dask" and kind(v) != "dask" and kind(where) != "dask":
+        return _row_backward(np.asarray(g), np.asarray(v), where, fn=fn, axis=axis, from_y=from_y)
     import dask.array as da  # one of them is a dask array, so dask is there
 
     g, v = da.asarray(g), da.asarray(v)
+    try:  # broadcast as on NumPy arrays
+        shape = np.broadcast_shapes(g.shape, v.shape)
+    except ValueError:
+        raise ValueError(f"{fn.__name__}: grad_output has shape {g.shape}, which does not match "
+                         f"{'y' if from_y else 'x'}'s shape {v.shape}") from None
+    g, v = da.broadcast_to(g, shape), da.broadcast_to(v, shape)
     ax = _axis(fn.__name__, axis, v.ndim)
     v = _whole(v, ax)
-    return da.map_blocks(partial(_row_backward, fn=fn, axis=ax, from_y=from_y), g.rechunk(v.chunks), v, dtype=rdt)
+    blocks = (g.rechunk(v.chunks), v) if where is None else (g.rechunk(v.chunks), v, _mask_for(fn.__name__, where, v))
+    return da.map_blocks(partial(_row_backward, fn=fn, axis=ax, from_y=from_y), *blocks, dtype=rdt,
+                         meta=np.empty((0,) * v.ndim, rdt))
 
 
 def _per_channel(fn: Any, x: Any, w: np.ndarray, axis: Any) -> int | None:
@@ -240,38 +284,61 @@ def gated_backward(fn: Any, g: Any, x: Any, b: Any, axis: Any, kwargs: dict, rdt
         for i in range(2))
 
 
-def reduction_forward(fn: Any, x: Any, axis: Any, keepdims: bool, rdt: np.dtype) -> Any:
+def _reduce_block(x: np.ndarray, where: np.ndarray | None = None, *, fn: Any, axis: Any,
+                  keepdims: bool) -> np.ndarray:
+    return fn(x, axis=axis, keepdims=keepdims, where=where)
+
+
+def reduction_forward(fn: Any, x: Any, axis: Any, keepdims: bool, rdt: np.dtype, where: Any = None) -> Any:
     """A DataArray through xarray's reduce (its dimensions named); a dask array with the
-    reduced axes whole in each block (all of it in one block for axis=None)."""
+    reduced axes whole in each block (all of it in one block for axis=None), where=
+    rechunked as x."""
     from ._reduction import normalize_axes
 
     if kind(x) == "xarray":
-        return x.reduce(fn, axis=axis, keepdims=keepdims)
+        if where is None:
+            return x.reduce(fn, axis=axis, keepdims=keepdims)
+        return x.reduce(fn, axis=axis, keepdims=keepdims, where=_where_data(where, x))
+    import dask.array as da  # x or where is a dask array, so dask is there
+
+    x = da.asarray(x)
     axes = normalize_axes(fn.__name__, axis, x.ndim)
     meta = np.empty((0,) * x.ndim, rdt)
+    whole = x.rechunk({a: -1 for a in axes}) if axes else x
+    blocks = (whole,) if where is None else (whole, _mask_for(fn.__name__, where, whole))
     if not axes:
-        return x.map_blocks(partial(fn, axis=()), dtype=rdt, meta=meta)
-    whole = x.rechunk({a: -1 for a in axes})
-    kept = whole.map_blocks(partial(fn, axis=axes, keepdims=True), dtype=rdt, meta=meta,
-                            chunks=tuple((1,) if i in axes else c for i, c in enumerate(whole.chunks)))
+        return da.map_blocks(partial(_reduce_block, fn=fn, axis=(), keepdims=False), *blocks, dtype=rdt, meta=meta)
+    kept = da.map_blocks(partial(_reduce_block, fn=fn, axis=axes, keepdims=True), *blocks, dtype=rdt, meta=meta,
+                         chunks=tuple((1,) if i in axes else c for i, c in enumerate(whole.chunks)))
     return kept if keepdims else kept.squeeze(axis=axes)
 
 
-def reduction_backward(fn: Any, g: Any, x: Any, axis: Any, keepdims: bool, rdt: np.dtype) -> Any:
+def _reduce_grad_block(g: np.ndarray, x: np.ndarray, where: np.ndarray | None = None, *, fn: Any,
+                       axis: Any) -> np.ndarray:
+    return fn(g, x, axis=axis, keepdims=True, where=where)
+
+
+def reduction_backward(fn: Any, g: Any, x: Any, axis: Any, keepdims: bool, rdt: np.dtype, where: Any = None) -> Any:
     from ._reduction import _reduced_shape, normalize_axes
 
     if kind(x) == "xarray" or kind(g) == "xarray":
-        result = reduction_backward(fn, _data(g), _data(x), axis, keepdims, rdt)
+        mask = _where_data(where, x if kind(x) == "xarray" else g)
+        result = reduction_backward(fn, _data(g), _data(x), axis, keepdims, rdt, mask)
         return x.copy(data=result) if kind(x) == "xarray" else result
-    if kind(g) != "dask" and kind(x) != "dask":
-        return fn(np.asarray(g), np.asarray(x), axis=axis, keepdims=keepdims)
+    if kind(g) != "dask" and kind(x) != "dask" and kind(where) != "dask":
+        return fn(np.asarray(g), np.asarray(x), axis=axis, keepdims=keepdims, where=where)
     import dask.array as da  # one of them is a dask array, so dask is there
 
     x = da.asarray(x)
     axes = normalize_axes(fn.__name__, axis, x.ndim)
     x = x.rechunk({a: -1 for a in axes}) if axes else x
-    g = da.broadcast_to(da.asarray(g), _reduced_shape(x.shape, axes, keepdims)).reshape(
-        _reduced_shape(x.shape, axes, True))
+    reduced = _reduced_shape(x.shape, axes, keepdims)
+    try:
+        g = da.broadcast_to(da.asarray(g), reduced).reshape(_reduced_shape(x.shape, axes, True))
+    except ValueError:
+        raise ValueError(f"{fn.__name__}: grad_output has shape {np.shape(g)}, the forward's result has shape "
+                         f"{reduced}") from None
     g = g.rechunk(tuple((1,) if i in axes else c for i, c in enumerate(x.chunks)))
-    return da.map_blocks(partial(fn, axis=axes, keepdims=True), g, x, dtype=rdt, chunks=x.chunks,
+    blocks = (g, x) if where is None else (g, x, _mask_for(fn.__name__, where, x))
+    return da.map_blocks(partial(_reduce_grad_block, fn=fn, axis=axes), *blocks, dtype=rdt, chunks=x.chunks,
                          meta=np.empty((0,) * x.ndim, rdt))

@@ -197,9 +197,8 @@ def make_reduction(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any
         return xm, mask
 
     def forward(x, axis=None, keepdims=False, *, where=None, out=None):
-        _lazy.refuse_where(fname, where, x)
-        if _lazy.kind(x):
-            return _lazy.reduction_forward(forward, x, axis, keepdims, _lazy_dtype(fname, out, ("x", x)))
+        if _lazy.kind(x) or _lazy.lazy_where(where, x):
+            return _lazy.reduction_forward(forward, x, axis, keepdims, _lazy_dtype(fname, out, ("x", x)), where)
         _refuse_masked(fname, ("x", x))
         x = as_input(fname, "x", x)
         rdt = result_dtype(fname, "x", x.dtype)
@@ -222,10 +221,9 @@ def make_reduction(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any
 
     def backward(grad_output, x=None, axis=None, keepdims=False, *, y=None, where=None, out=None):
         act.require_x(bname, x, y)
-        _lazy.refuse_where(bname, where, grad_output, x)
-        if _lazy.kind(grad_output) or _lazy.kind(x):
+        if _lazy.kind(grad_output) or _lazy.kind(x) or _lazy.lazy_where(where, grad_output, x):
             return _lazy.reduction_backward(backward, grad_output, x, axis, keepdims,
-                                            _lazy_dtype(bname, out, ("grad_output", grad_output), ("x", x)))
+                                            _lazy_dtype(bname, out, ("grad_output", grad_output), ("x", x)), where)
         _refuse_masked(bname, ("grad_output", grad_output), ("x", x))
         g = as_input(bname, "grad_output", grad_output)
         x = as_input(bname, "x", x)

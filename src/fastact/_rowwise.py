@@ -225,7 +225,6 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
     def masked_forward(x: Any, where: Any, axis: Any, out: Any) -> Any:
         """The forward over the elements where is True, each row on its own: the others
         (masked) and every element of a row with nothing unmasked get masked_value."""
-        _lazy.refuse_where(fname, where, x)
         _refuse_masked(fname, ("x", x))
         x = as_input(fname, "x", x)
         rdt = result_dtype(fname, "x", x.dtype)
@@ -260,6 +259,8 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         if dtype is not None:  # as PyTorch: x is cast to dtype first, and the result has it
             x = _cast_input(fname, x, dtype)
         if where is not None:
+            if _lazy.lazy_where(where, x):
+                return _lazy.rowwise_forward(forward, x, axis, _lazy_dtype(fname, out, ("x", x)), where)
             return masked_forward(x, where, axis, out)
         if (type(x) is ndarray and (n := _lean_rows(x, axis, "rows forward"))
                 and (result := _small_out(out, x)) is not None):
@@ -311,7 +312,10 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         if (x is None) == (y is None):
             raise TypeError(f"{bname}: give exactly one of x (the forward's input) and y= (its output)")
         v = x if y is None else y
-        _lazy.refuse_where(bname, where, grad_output, v)
+        if _lazy.lazy_where(where, grad_output, v):
+            argname = "x" if y is None else "y"
+            return _lazy.rowwise_backward(backward, grad_output, v, y is not None, axis,
+                                          _lazy_dtype(bname, out, ("grad_output", grad_output), (argname, v)), where)
         g, v, rdt, cdt, shape, ax = backward_inputs(grad_output, v, "x" if y is None else "y", axis)
         mask = _mask(bname, where, shape)
         if out is not None:
