@@ -371,3 +371,51 @@ def test_torch_adapter_against_pytorch_compositions():
     t = torch.randn(2, 8)
     torch.testing.assert_close(ft.geglu(t, approximate="tanh"), F.gelu(t[:, :4], approximate="tanh") * t[:, 4:])
     torch.testing.assert_close(torch.func.vmap(ft.swiglu)(t), composed["swiglu"](t))
+
+
+def test_torch_two_tensor_form_against_pytorch_compositions():
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    import fastact.torch as ft
+
+    composed = {
+        "glu": lambda a, b: a * torch.sigmoid(b),
+        "swiglu": lambda a, b: F.silu(a) * b,
+        "geglu": lambda a, b: F.gelu(a) * b,
+        "reglu": lambda a, b: F.relu(a) * b,
+    }
+    modules = {"glu": ft.GLU, "swiglu": ft.SwiGLU, "geglu": ft.GEGLU, "reglu": ft.ReGLU}
+    for name, ref in composed.items():
+        f = getattr(ft, name)
+        a, b = (torch.randn(4, 6, dtype=torch.float64, requires_grad=True) for _ in range(2))
+        y = f(a, b=b)
+        assert type(y.grad_fn).__name__.endswith("PairFunctionBackward")  # fastact's fused pass
+        g = torch.randn_like(y)
+        torch.testing.assert_close(y, ref(a, b), rtol=1e-13, atol=1e-15)
+        for got, want in zip(torch.autograd.grad(y, (a, b), g), torch.autograd.grad(ref(a, b), (a, b), g),
+                             strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-15)
+        small = (a[:2, :3].detach().clone().requires_grad_(), b[:2, :3].detach().clone().requires_grad_())
+        assert torch.autograd.gradcheck(lambda s, t, f=f: f(s, b=t), small)
+        assert torch.autograd.gradgradcheck(lambda s, t, f=f: f(s, b=t), small)
+        torch.testing.assert_close(modules[name]()(a, b), ref(a, b))
+        compiled = torch.compile(lambda s, t, f=f: f(s, b=t), fullgraph=True)
+        torch.testing.assert_close(compiled(a, b), ref(a, b))
+        # each sample's gradients under vmap, b shared by the batch
+        per_sample = torch.func.vmap(torch.func.grad(lambda s, t, f=f: f(s, b=t).sum(), argnums=(0, 1)),
+                                     in_dims=(0, None))(a.detach(), b[0].detach())
+        want = torch.func.vmap(torch.func.grad(lambda s, t, ref=ref: ref(s, t).sum(), argnums=(0, 1)),
+                               in_dims=(0, None))(a.detach(), b[0].detach())
+        for got_i, want_i in zip(per_sample, want, strict=True):
+            torch.testing.assert_close(got_i, want_i, rtol=1e-13, atol=1e-15)
+        # float32 and float16 tensors take the fused path too, as fastact.NAME(a, b) computes them
+        for dtype in (torch.float32, torch.float16):
+            s, t = torch.randn(3, 5).to(dtype), torch.randn(3, 5).to(dtype)
+            assert torch.equal(f(s, b=t), torch.from_numpy(getattr(fa, name)(s.numpy(), t.numpy())))
+        # broadcasting, mixed dtypes and strided tensors go to PyTorch's composition
+        torch.testing.assert_close(f(a, b=b[0]), ref(a, b[0]))
+        torch.testing.assert_close(f(a.float(), b=b), ref(a.float(), b))
+        torch.testing.assert_close(f(a.detach().T, b=b.detach().T), ref(a.detach().T, b.detach().T))
+        with pytest.raises(TypeError, match=f"fastact.torch.{name}: dim must be an int"):
+            f(a, b)

@@ -86,12 +86,12 @@ def _functional_doc(act: Activation) -> str:
         head = (f"torch.nn.functional.{act.name} computed by fastact on contiguous CPU float tensors "
                 f"(PyTorch's own otherwise).\n\n{act.formula}\n\nDerivative: {act.derivative}.\n\n"
                 f"Parameters: those of torch.nn.functional.{act.name}.\n\n")
-    return head + _example(act, _adapter(act).call_example(act))
+    return head + getattr(_adapter(act), "EXTRA_DOC", "") + _example(act, _adapter(act).call_example(act))
 
 
 def _module_doc(act: Activation, cls_name: str) -> str:
     setup, call = _adapter(act).module_example(act, cls_name)
-    doc = _example(act, call)
+    doc = getattr(_adapter(act), "EXTRA_DOC", "") + _example(act, call)
     if setup:
         doc = doc.replace(f">>> {call}", setup + f">>> {call}", 1)
     if _torch_class(act.name) is None:
