@@ -77,6 +77,90 @@ def test_softmax_whole_rows_per_chunk(tmp_path, shape):
     np.testing.assert_array_equal(np.load(tmp_path / "gx.npy"), fa.softmax_backward(g, x))
 
 
+@pytest.mark.parametrize(("shape", "axis"), [((300, 40), -1), ((300, 40), 0), ((5, 6, 70), 1), ((2000,), 0),
+                                           ((8, 3, 50), 0)])
+@pytest.mark.parametrize("name", ["glu", "swiglu", "geglu", "reglu"])
+def test_gated_halves_per_chunk(tmp_path, name, shape, axis):
+    """Whole rows per chunk (the split form), or with the halved axis first, pieces of the
+    two halves (the two-array form): the in-memory call's values either way."""
+    x = np.random.default_rng(12).normal(size=shape).astype(np.float32) * 3
+    src = save(tmp_path / "x.npy", x)
+    run(name, src, tmp_path / "y.npy", f"axis={axis}")
+    want = getattr(fa, name)(x, axis=axis)
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)
+    g = np.random.default_rng(13).normal(size=want.shape).astype(np.float32)
+    grad = save(tmp_path / "g.npy", g)
+    run(name, src, tmp_path / "gx.npy", f"axis={axis}", backward=grad)
+    np.testing.assert_array_equal(np.load(tmp_path / "gx.npy"), getattr(fa, f"{name}_backward")(g, x, axis=axis))
+    assert leftovers(tmp_path) == []
+
+
+def test_gated_errors(tmp_path):
+    src = save(tmp_path / "x.npy", np.ones((4, 6)))
+    with pytest.raises(_apply.ApplyError, match="--in-place: glu's result has shape"):
+        run("glu", src, None, in_place=True)
+    with pytest.raises(_apply.ApplyError, match="odd"):
+        run("swiglu", save(tmp_path / "odd.npy", np.ones((4, 5))), tmp_path / "o.npy")
+    grad = save(tmp_path / "g.npy", np.ones((4, 6)))
+    with pytest.raises(_apply.ApplyError, match=r"GRAD .* has shape \(4, 6\); glu's result .* has shape \(4, 3\)"):
+        run("glu", src, tmp_path / "o.npy", backward=grad)
+    with pytest.raises(_apply.ApplyError, match="C order"):
+        run("glu", save(tmp_path / "f.npy", np.asfortranarray(np.ones((4, 6)))), tmp_path / "o.npy")
+    assert not (tmp_path / "o.npy").exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize(("shape", "axis"), [((300, 40), None), ((300, 40), "0"), ((300, 40), "-1"),
+                                           ((2000,), None), ((7, 30, 20), "0,2"), ((7, 30, 20), "1")])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_logsumexp_any_axes(tmp_path, dtype, shape, axis, keepdims):
+    """Axes without axis 0 (which the chunks cut): a call per chunk. With it, each chunk's
+    maximum and float64 sum combined (as the in-memory call combines its parallel pieces),
+    and the backward a second pass: within the README's bound of the reference."""
+    from .test_reduction import assert_backward_close, assert_close
+
+    x = (np.random.default_rng(14).normal(size=shape) * 5).astype(dtype)
+    x.flat[7] = -np.inf
+    src = save(tmp_path / "x.npy", x)
+    params = ([] if axis is None else [f"axis={axis}"]) + [f"keepdims={keepdims}"]
+    ax = None if axis is None else tuple(int(a) for a in axis.split(","))
+    run("logsumexp", src, tmp_path / "y.npy", *params)
+    y = np.load(tmp_path / "y.npy")
+    want = fa.logsumexp(x, axis=ax, keepdims=keepdims)
+    assert y.shape == np.shape(want) and y.dtype == want.dtype
+    if dtype != np.float16:  # the reference's helpers are for the dtypes the README bounds
+        assert_close(y, x, ax, keepdims)
+    else:  # the float64 result rounded once: the in-memory one, or (float64 sums in another order) its neighbour
+        np.testing.assert_allclose(y.astype(np.float64), want.astype(np.float64), rtol=2**-10)
+    g = np.random.default_rng(15).normal(size=y.shape).astype(dtype)
+    run("logsumexp", src, tmp_path / "gx.npy", *params, backward=save(tmp_path / "g.npy", g))
+    gx = np.load(tmp_path / "gx.npy")
+    assert gx.shape == x.shape and gx.dtype == dtype
+    if dtype != np.float16:
+        assert_backward_close(gx, g, x, ax)
+    else:
+        np.testing.assert_allclose(gx, fa.logsumexp_backward(g, x, axis=ax, keepdims=keepdims), rtol=2e-3)
+    assert leftovers(tmp_path) == []
+
+
+def test_logsumexp_special_rows_and_empty(tmp_path):
+    inf, nan = np.inf, np.nan
+    x = np.array([[1e3, 0.0], [-inf, 0.0], [inf, 1.0], [-inf, -inf], [nan, 0.0]] * 40)
+    src = save(tmp_path / "x.npy", x)
+    for params, ax in (([], None), (["axis=0"], 0), (["axis=1"], 1)):
+        run("logsumexp", src, tmp_path / "y.npy", *params)
+        np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), fa.logsumexp(x, axis=ax))
+    empty = save(tmp_path / "e.npy", np.zeros((0, 3)))
+    run("logsumexp", empty, tmp_path / "y.npy")
+    assert np.load(tmp_path / "y.npy") == -inf
+    run("logsumexp", empty, tmp_path / "gx.npy", backward=save(tmp_path / "g.npy", np.float64(1.0)))
+    assert np.load(tmp_path / "gx.npy").shape == (0, 3)
+    with pytest.raises(_apply.ApplyError, match="keepdims is true or false"):
+        run("logsumexp", src, tmp_path / "o.npy", "keepdims=maybe")
+    with pytest.raises(_apply.ApplyError, match="--in-place: logsumexp's result"):
+        run("logsumexp", src, None, in_place=True)
+
+
 def test_prelu_forward(tmp_path):
     x = np.random.default_rng(9).normal(size=(400, 3, 10)).astype(np.float32)
     src = save(tmp_path / "x.npy", x)

@@ -127,8 +127,12 @@ def _params(act: Any, items: list[str]) -> dict[str, Any]:
                              f"({', '.join(declared_names)})")
         p = declared.get(name)
         try:
-            if name == "axis":
-                out[name] = int(value)
+            if name == "axis":  # one axis, or several: --param axis=1,2
+                out[name] = tuple(int(v) for v in value.split(",")) if "," in value else int(value)
+            elif name == "keepdims":
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ApplyError(f"--param {item!r}: keepdims is true or false")
+                out[name] = value.lower() in ("true", "1")
             elif name == "weight":
                 out[name] = np.array([float(v) for v in value.split(",")])
             else:
@@ -154,11 +158,6 @@ def _chunks(n: int, step: int, progress: bool, desc: str) -> Iterable[tuple[int,
         else:
             return tqdm(spans, desc=desc, unit="chunk", file=sys.stderr)
     return spans
-
-
-def _flat(a: np.ndarray) -> np.ndarray:
-    """a's elements in memory order, as a 1-D view (C or Fortran order)."""
-    return a.reshape(-1, order="F" if _fortran(a) else "C")
 
 
 def _check_target(dst: Path, what: str) -> None:
@@ -230,10 +229,6 @@ def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: P
     kw = _params(act, params)
     x = _open(src, "IN", "r+" if in_place and backward is None else "r")
     g = _open(backward, "GRAD", "r+" if in_place else "r") if backward is not None else None
-    if g is not None and g.shape != x.shape:
-        raise ApplyError(f"GRAD {backward} has shape {g.shape}, IN {src} has shape {x.shape}")
-    if g is not None and g.flags.c_contiguous != x.flags.c_contiguous:
-        raise ApplyError("IN and GRAD must have the same memory order (both C or both Fortran)")
     if dst is not None and dst.exists() and any(
             p is not None and os.path.samefile(dst, p) for p in (src, backward)):
         raise ApplyError(f"OUT {dst} is an input file: use --in-place to write over it")
@@ -246,33 +241,39 @@ def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: P
         raise ApplyError("--weight-grad is for prelu with --backward only")
     if kind.has_weight_grad and g is not None and weight_grad is None:
         raise ApplyError(f"{name} --backward also computes the weight's gradient: give --weight-grad FILE.npy")
-    fn = getattr(fa, f"{name}_backward" if g is not None else name)
-    try:
-        # None: the flat elements; else the view whose leading axis is cut, so that every
-        # chunk is a complete, independent call (whole rows, whole leading slices)
-        splitter = kind.apply_split(name, x, kw)
-    except ValueError as e:
-        raise ApplyError(str(e)) from None
-
+    public = getattr(fa, f"{name}_backward" if g is not None else name)
     weight_total: list[np.ndarray] = []  # prelu's weight gradient, summed over the chunks in float64
 
-    def call(xs, gs, out):
-        args = (gs, xs) if gs is not None else (xs,)
-        result = fn(*args, **kw, out=out) if out is not None else fn(*args, **kw)
+    def fn(*args: Any, **kwargs: Any) -> Any:
+        result = public(*args, **kwargs)
         if weight_grad is None:
             return result
         grad_x, grad_w = result
-        if out is not None:
+        if "out" in kwargs:
             weight_total.append(grad_w.astype(np.float64))
         return grad_x
 
-    def split(a: np.ndarray) -> np.ndarray:
-        return _flat(a) if splitter is None or not a.ndim else splitter(a)
-
-    xs, gs = split(x), None if g is None else split(g)
+    fn.__name__ = public.__name__
+    try:
+        # the views whose leading axis is cut, so that every chunk is a complete call
+        # (whole rows, whole leading slices), or what a reduction over axis 0 streams
+        layout = kind.apply_layout(fn, x, kw, g is not None)
+    except (TypeError, ValueError) as e:
+        raise ApplyError(str(e)) from None
+    if g is not None and g.shape != layout.grad_shape:
+        if layout.grad_shape == x.shape:
+            raise ApplyError(f"GRAD {backward} has shape {g.shape}, IN {src} has shape {x.shape}")
+        raise ApplyError(f"GRAD {backward} has shape {g.shape}; {name}'s result for IN {src} (shape {x.shape}) "
+                         f"has shape {layout.grad_shape}")
+    if g is not None and g.ndim > 1 and g.flags.c_contiguous != x.flags.c_contiguous:
+        raise ApplyError("IN and GRAD must have the same memory order (both C or both Fortran)")
+    if in_place and layout.out_shape != (x if g is None else g).shape:
+        raise ApplyError(f"--in-place: {public.__name__}'s result has shape {layout.out_shape}, the file "
+                         f"{(x if g is None else g).shape}: give OUT.npy")
+    n = layout.bind(x, g)
     # check everything on one element (one row, one leading slice) before writing anything
     try:
-        probe = np.asarray(call(np.array(xs[:1]), None if gs is None else np.array(gs[:1]), None))
+        probe = np.asarray(layout.probe())
     except (TypeError, ValueError) as e:
         raise ApplyError(str(e)) from None
     if in_place and probe.dtype != (x if g is None else g).dtype:
@@ -290,17 +291,19 @@ def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: P
             tmp = _temporary(dst, "OUT")
             temporaries.append(tmp)
             try:
-                out_arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=probe.dtype, shape=x.shape,
-                                                    fortran_order=_fortran(x))
+                out_arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=probe.dtype, shape=layout.out_shape,
+                                                    fortran_order=_fortran(x) and len(layout.out_shape) > 1)
             except OSError as e:
                 raise ApplyError(f"OUT {dst}: cannot be written ({e.strerror or e})") from None
             _preallocate(tmp, dst)
-        os_ = split(out_arr)
-        step = max(1, chunk_bytes // max(1, xs[0].nbytes if xs.ndim > 1 else xs.itemsize))
-        for s, e in _chunks(xs.shape[0], step, progress, f"fastact apply {name}"):
-            _check_stop()
-            call(xs[s:e], None if gs is None else gs[s:e], os_[s:e])
-        del os_
+        layout.bind_out(out_arr)
+        step = max(1, chunk_bytes // max(1, layout.row_bytes()))
+        for p in range(layout.passes):
+            for s, e in _chunks(n, step, progress, f"fastact apply {name}"):
+                _check_stop()
+                layout.chunk(p, s, e)
+        layout.finish()
+        layout.os = None
         out_arr.flush()
         out_arr = None  # unmapped before the rename
         if weight_tmp is not None:
@@ -320,6 +323,7 @@ def apply(name: str, src: Path, dst: Path | None, params: list[str], backward: P
             raise ApplyError(f"{e.filename2 or dst}: cannot be replaced ({e.strerror or e})") from None
     except BaseException:
         out_arr = None
+        layout.os = None
         for t in temporaries:
             t.unlink(missing_ok=True)
         raise

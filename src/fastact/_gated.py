@@ -39,7 +39,7 @@ from ._arrays import (
 )
 from ._docs import _ARRAY, _OUT, _backward_doc, _forward_doc, _named
 from ._kernels import Kernels
-from ._kinds import Kind
+from ._kinds import ApplyLayout, Kind
 from ._registry import Activation
 
 _BLOCK = 1 << 14  # columns per parallel task: a long single row (a split along axis 0) still splits
@@ -296,6 +296,13 @@ class Gated(Kind):
     def apply_params(self, act: Activation) -> list[str]:
         return [*act.param_names, "axis"]
 
+    def apply_layout(self, fn: Callable[..., Any], x: np.ndarray, kw: dict[str, Any], backward: bool) -> ApplyLayout:
+        if x.ndim > 1 and not x.flags.c_contiguous:
+            raise ValueError(f"{fn.__name__}: the file must be in C order")
+        kw = dict(kw)
+        _, half, (rows, m) = _split_shape(fn.__name__, x, kw.pop("axis", -1))
+        return _HalvesLayout(fn, kw, x.shape if backward else half, half, rows, m)
+
     bench_row_length = 1024  # the result's rows; x's are twice as long
 
     def bench_shape(self, n: int) -> tuple[int, ...]:
@@ -324,3 +331,30 @@ class Gated(Kind):
 
     def bench_torch_args(self, args: tuple) -> tuple:
         return (-1,)  # dim
+
+
+class _HalvesLayout(ApplyLayout):
+    """apply over a C-ordered x seen as (rows, 2, m): its two halves along the axis are
+    x[:, 0] and x[:, 1]. With more than one row, chunks of whole rows, each the split
+    form along axis 1; with one (the halved axis is the first), chunks of the m
+    columns, each the two-array form of the halves' contiguous pieces."""
+
+    def __init__(self, fn: Callable[..., Any], kw: dict[str, Any], out_shape: tuple[int, ...],
+                 grad_shape: tuple[int, ...], rows: int, m: int) -> None:
+        super().__init__(fn, kw, out_shape, grad_shape)
+        self.rows, self.m = rows, m
+        self.backward = out_shape != grad_shape
+
+    def view(self, a: np.ndarray, role: str) -> np.ndarray:
+        whole = role == "x" or (role == "out" and self.backward)  # x's shape; else the result's
+        if self.rows > 1:
+            return a.reshape(self.rows, 2 if whole else 1, self.m)
+        return a.reshape(2, self.m).T if whole else a.reshape(self.m)
+
+    def call(self, xs: np.ndarray, gs: np.ndarray | None, os: Any) -> Any:
+        if self.rows > 1:
+            return self.fn(*((xs,) if gs is None else (gs, xs)), axis=1, **self.kw, out=os)
+        args = (xs[:, 0], xs[:, 1]) if gs is None else (gs, xs[:, 0], xs[:, 1])
+        if os is not None and gs is not None:
+            os = (os[:, 0], os[:, 1])  # (grad of the first half, of the second)
+        return self.fn(*args, **self.kw, out=os)

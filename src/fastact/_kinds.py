@@ -154,10 +154,13 @@ class Kind:
         """How apply cuts a file into independent chunks: a function from an array to the
         view whose leading axis is cut, or None for the flat elements (any order). Raises
         ValueError where the file's layout or axis does not allow it."""
-        if not self.result_has_x_shape:
-            raise ValueError(f"{function}: python -m fastact apply does not compute {function}, whose result has "
-                             f"another shape than the file")
         return None
+
+    def apply_layout(self, fn: Callable[..., Any], x: np.ndarray, kw: dict[str, Any], backward: bool) -> ApplyLayout:
+        """How apply computes fn (fa.NAME or fa.NAME_backward) over the file x in chunks;
+        raises ValueError where the file's layout or the parameters do not allow it. The
+        default: x, GRAD and OUT of one shape, cut as apply_split says."""
+        return ApplyLayout(fn, kw, x.shape, x.shape, self.apply_split(fn.__name__, x, kw))
 
     # --- benchmarks -------------------------------------------------------------------------
     def bench_shape(self, n: int) -> tuple[int, ...]:
@@ -204,3 +207,61 @@ class Kind:
     # the module that adapts this kind to PyTorch: its make(act) gives the autograd
     # Function and the functional, example(act) the docstrings' example lines
     torch_adapter: ClassVar[str]
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """a's elements in memory order, as a 1-D view (C or Fortran order)."""
+    return a.reshape(-1, order="F" if a.ndim > 1 and a.flags.f_contiguous and not a.flags.c_contiguous else "C")
+
+
+class ApplyLayout:
+    """One call of ``python -m fastact apply`` over files in chunks. This base class: x,
+    GRAD and OUT of x's shape, each seen through the same view (``split``; the flat
+    elements when None) whose leading axis is cut into chunks, each chunk an independent
+    call of fn. A kind whose files differ in shape (gated, reduction) subclasses it:
+    other views, another call, or ``passes`` over the chunks and a ``finish``."""
+
+    passes = 1  # how many times the chunks are visited (a reduction's backward: two)
+
+    def __init__(self, fn: Callable[..., Any], kw: dict[str, Any], out_shape: tuple[int, ...],
+                 grad_shape: tuple[int, ...], split: Splitter | None = None) -> None:
+        self.fn, self.kw = fn, kw
+        self.out_shape, self.grad_shape = out_shape, grad_shape  # OUT's shape; GRAD's, for a backward
+        self.split = split
+        self.xs: Any = None
+        self.gs: Any = None
+        self.os: Any = None
+
+    def view(self, a: np.ndarray, role: str) -> np.ndarray:
+        """a (role "x", "grad" or "out") as the view whose leading axis is cut."""
+        return _flat(a) if self.split is None or not a.ndim else self.split(a)
+
+    def bind(self, x: np.ndarray, g: np.ndarray | None) -> int:
+        """The inputs' views; the length of their leading axis (the chunks cut it)."""
+        self.xs = self.view(x, "x")
+        self.gs = None if g is None else self.view(g, "grad")
+        return self.xs.shape[0]
+
+    def bind_out(self, out: np.ndarray) -> None:
+        self.os = self.view(out, "out")
+
+    def row_bytes(self) -> int:
+        """Bytes of x per index of the leading axis (the chunk size counts these)."""
+        return self.xs.itemsize * int(np.prod(self.xs.shape[1:]))
+
+    def call(self, xs: np.ndarray, gs: np.ndarray | None, os: Any) -> Any:
+        args = (gs, xs) if gs is not None else (xs,)
+        return self.fn(*args, **self.kw, out=os) if os is not None else self.fn(*args, **self.kw)
+
+    def probe(self) -> Any:
+        """The call on copies of the first index of the leading axis, into new memory:
+        every check of the parameters and dtypes, and the result's dtype, before any
+        output exists."""
+        return self.call(np.array(self.xs[:1]), None if self.gs is None else np.array(self.gs[:1]), None)
+
+    def chunk(self, p: int, s: int, e: int) -> None:
+        """Pass p over the leading indices s:e."""
+        self.call(self.xs[s:e], None if self.gs is None else self.gs[s:e], self.os[s:e])
+
+    def finish(self) -> None:
+        """After the last pass: anything OUT still needs."""

@@ -35,7 +35,7 @@ from ._arrays import (
 )
 from ._docs import _ARRAY, _OUT, _backward_doc, _forward_doc, _named
 from ._kernels import Kernels
-from ._kinds import Kind
+from ._kinds import ApplyLayout, Kind
 from ._loops_rows import _COLUMN_BLOCK
 from ._registry import Activation
 from ._rowwise import _mask
@@ -322,6 +322,18 @@ class Reduction(Kind):
     def apply_params(self, act: Activation) -> list[str]:
         return ["axis", "keepdims"]
 
+    def apply_layout(self, fn: Callable[..., Any], x: np.ndarray, kw: dict[str, Any], backward: bool) -> ApplyLayout:
+        from . import KERNELS
+
+        axes = normalize_axes(fn.__name__, kw.get("axis"), x.ndim)
+        reduced = _reduced_shape(x.shape, axes, bool(kw.get("keepdims", False)))
+        out_shape = x.shape if backward else reduced
+        if x.ndim == 0:  # one element: itself, as a row of one reduced over no axis
+            return ApplyLayout(fn, {**kw, "axis": ()}, out_shape, reduced, lambda a: a.reshape(1))
+        if 0 not in axes:  # axis 0 is kept: each chunk of it is a call of its own
+            return ApplyLayout(fn, kw, out_shape, reduced, lambda a: a)
+        return _StreamLayout(fn, kw, out_shape, reduced, KERNELS[fn.__name__.removesuffix("_backward")], axes)
+
     bench_row_length = 1024
 
     def bench_shape(self, n: int) -> tuple[int, ...]:
@@ -348,3 +360,59 @@ class Reduction(Kind):
 
     def bench_torch_args(self, args: tuple) -> tuple:
         return (-1,)  # dim
+
+
+class _StreamLayout(ApplyLayout):
+    """apply over axes that include axis 0 (all of them by default), which the chunks
+    cut: each chunk's (m, s) as the in-memory call computes it, combined as the parallel
+    pieces of a long row are (_combine); the forward's result written at the end. The
+    backward makes that pass first, then a second computing each chunk's
+    grad_output / s times exp(x - m) into OUT."""
+
+    def __init__(self, fn: Callable[..., Any], kw: dict[str, Any], out_shape: tuple[int, ...],
+                 grad_shape: tuple[int, ...], kernels: Kernels, axes: tuple[int, ...]) -> None:
+        super().__init__(fn, kw, out_shape, grad_shape, lambda a: a)
+        self.kernels, self.axes = kernels, axes
+        self.backward = out_shape != grad_shape
+        self.passes = 2 if self.backward else 1
+        self.m: np.ndarray | None = None
+        self.s: np.ndarray | None = None
+
+    def view(self, a: np.ndarray, role: str) -> np.ndarray:
+        return a  # GRAD and the forward's OUT have no axis 0 to cut: they are used whole
+
+    def probe(self) -> Any:
+        x1 = np.array(self.xs[:1])
+        if not self.backward:
+            return self.fn(x1, axis=self.axes, keepdims=self.kw.get("keepdims", False))
+        g1 = np.zeros(_reduced_shape(x1.shape, self.axes, bool(self.kw.get("keepdims", False))), self.gs.dtype)
+        return self.fn(g1, x1, axis=self.axes, keepdims=self.kw.get("keepdims", False))
+
+    def chunk(self, p: int, s: int, e: int) -> None:
+        if self.xs.size == 0:
+            return  # a reduction over nothing: finish writes its result
+        cdt = compute_dtype(self.os.dtype)
+        plan = _Plan(self.kernels, self.xs[s:e].astype(cdt, copy=False), self.axes)
+        if p == 0:
+            m, t = plan.forward()
+            if self.m is None:
+                self.m, self.s = m, t
+            else:
+                self.m, self.s = _combine(np.stack([self.m, m]), np.stack([self.s, t]), 0)
+            return
+        kept = self.m.shape
+        with np.errstate(all="ignore"):
+            scale = (np.broadcast_to(self.gs, self.grad_shape).reshape(kept) / self.s).astype(cdt)
+        target = self.os[s:e]
+        result = plan.backward(self.m.astype(cdt), scale, target)
+        if result is not target:
+            np.copyto(target, result, casting="unsafe")
+
+    def finish(self) -> None:
+        if self.xs.size == 0:  # as in memory: the sum of no exponentials is 0, its gradient empty
+            self.os[...] = 0 if self.backward else -np.inf
+            return
+        if self.backward:
+            return
+        with np.errstate(all="ignore"):
+            self.os[...] = (self.m + np.log(self.s)).reshape(self.out_shape)
