@@ -375,8 +375,8 @@ class _StreamLayout(ApplyLayout):
         self.kernels, self.axes = kernels, axes
         self.backward = out_shape != grad_shape
         self.passes = 2 if self.backward else 1
-        self.m: np.ndarray | None = None
-        self.s: np.ndarray | None = None
+        self.m: Any = None  # the (m, s) of the chunks so far, once the first is done
+        self.s: Any = None
 
     def view(self, a: np.ndarray, role: str) -> np.ndarray:
         return a  # GRAD and the forward's OUT have no axis 0 to cut: they are used whole
