@@ -13,6 +13,8 @@ fails until it exists.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import math
 from collections.abc import Callable
@@ -144,28 +146,52 @@ def _mp_array(key, f, x):
     return out.reshape(np.shape(x))
 
 
+# The dtype the caller rounds a reference's float64 values to (rounded_to): where that is
+# narrower than float64, gelu's reference keeps its float64 formula in the tail, whose error
+# such a result cannot resolve, instead of mpmath's (a third of a random sample, 20 s).
+_ROUNDED_TO: contextvars.ContextVar[np.dtype | None] = contextvars.ContextVar("rounded_to", default=None)  # float64
+
+
+@contextlib.contextmanager
+def rounded_to(dtype):
+    token = _ROUNDED_TO.set(np.dtype(dtype))
+    try:
+        yield
+    finally:
+        _ROUNDED_TO.reset(token)
+
+
+def _exact_tail() -> bool:
+    dtype = _ROUNDED_TO.get()
+    return dtype is None or dtype.itemsize >= 8
+
+
 def _gelu(x, approximate="none"):
-    return _gelu_1d(np.atleast_1d(np.asarray(x, np.float64)), approximate).reshape(np.shape(x))
+    exact_tail = _exact_tail()
+    return _gelu_1d(np.atleast_1d(np.asarray(x, np.float64)), approximate, exact_tail).reshape(np.shape(x))
 
 
 def _gelu_grad(x, approximate="none"):
-    return _gelu_grad_1d(np.atleast_1d(np.asarray(x, np.float64)), approximate).reshape(np.shape(x))
+    exact_tail = _exact_tail()
+    return _gelu_grad_1d(np.atleast_1d(np.asarray(x, np.float64)), approximate, exact_tail).reshape(np.shape(x))
 
 
-def _gelu_1d(x, approximate):
+def _gelu_1d(x, approximate, exact_tail=True):
     with np.errstate(all="ignore"):
         if approximate == "tanh":
             u2 = 2 * math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
             return _limits(x, x * _sigmoid(u2), -0.0, np.inf)  # 0.5 (1 + tanh(u)) = sigmoid(2u)
         y = 0.5 * x * _erfc(-x / math.sqrt(2))
-        # erfc(-x / sqrt 2) is off by ~x^2 eps for x < 0 (x / sqrt 2 is rounded): mpmath there
+        # erfc(-x / sqrt 2) is off by ~x^2 eps for x < 0 (x / sqrt 2 is rounded): mpmath
+        # there, for float64 results (for float32 ones, at most 40^2 * 2^-52 relative, 2e-6
+        # of their ulp)
         tail = (x > -40) & (x < -1)  # below -40, both underflow to 0 in float64
-        if tail.any():
+        if exact_tail and tail.any():
             y[tail] = _mp_array("gelu", lambda v: v * mpmath.ncdf(v), x[tail])
         return _limits(x, y, -0.0, np.inf)
 
 
-def _gelu_grad_1d(x, approximate):
+def _gelu_grad_1d(x, approximate, exact_tail=True):
     with np.errstate(all="ignore"):
         if approximate == "tanh":
             k = math.sqrt(2 / math.pi)
@@ -175,7 +201,7 @@ def _gelu_grad_1d(x, approximate):
             return s + xc * s * t * 2 * k * (1 + 3 * 0.044715 * xc * xc)
         d = 0.5 * _erfc(-x / math.sqrt(2)) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
         tail = (x > -40) & (x < -1)  # below -40, both underflow to 0 in float64
-        if tail.any():
+        if exact_tail and tail.any():
             d[tail] = _mp_array("gelu'", lambda v: mpmath.ncdf(v) + v * mpmath.npdf(v), x[tail])
         return _limits(x, d, 0.0, 1.0)
 
@@ -574,14 +600,14 @@ def reference_forward(name: str, x: np.ndarray, params: tuple[float, ...]) -> np
     """The reference at x's dtype: computed in float64, rounded once."""
     ref = REFERENCES[name]
     p = typed_params(params, x.dtype, name)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), rounded_to(x.dtype):
         return ref.f(x.astype(np.float64), *p).astype(x.dtype)
 
 
 def reference_backward(name: str, g: np.ndarray, x: np.ndarray, params: tuple[float, ...]) -> np.ndarray:
     ref = REFERENCES[name]
     p = typed_params(params, x.dtype, name)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), rounded_to(np.result_type(g.dtype, x.dtype)):
         d = ref.df(x.astype(np.float64), *p)
         if x.dtype == np.float32:  # the derivative is a float32 value, then multiplied
             d = d.astype(np.float32).astype(np.float64)
@@ -602,8 +628,9 @@ def gated_halves(name: str, first: np.ndarray, second: np.ndarray) -> tuple[np.n
 
 def gated_forward(name: str, first: np.ndarray, second: np.ndarray, params: tuple = ()) -> np.ndarray:
     """float64 value * f(gate)."""
+    dtype = np.result_type(first.dtype, second.dtype)
     gate, value = gated_halves(name, first.astype(np.float64), second.astype(np.float64))
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), rounded_to(dtype):
         return value * REFERENCES[GATED[name][0]].f(gate, *params)
 
 
@@ -611,9 +638,10 @@ def gated_backward(name: str, g: np.ndarray, first: np.ndarray, second: np.ndarr
                    params: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
     """float64 (grad of the first half, grad of the second)."""
     ref = REFERENCES[GATED[name][0]]
+    dtype = np.result_type(g.dtype, first.dtype, second.dtype)
     g = g.astype(np.float64)
     gate, value = gated_halves(name, first.astype(np.float64), second.astype(np.float64))
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), rounded_to(dtype):
         # value * f' first: where f' is 0 the gradient is 0, whatever g * value is
         grad_gate, grad_value = g * (value * ref.df(gate, *params)), g * ref.f(gate, *params)
     return (grad_value, grad_gate) if GATED[name][1] == 1 else (grad_gate, grad_value)
