@@ -211,7 +211,9 @@ def _gelu_terms(x, approximate="none"):
         if approximate == "tanh":
             u2 = np.abs(2 * math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))
             return np.abs(_gelu(x, "tanh")) * (1 + 3 * u2)
-        return np.abs(_gelu(x))
+        # a bound's scale, not a value to compare with: the float64 formula's 1e-13 will do
+        x64 = np.atleast_1d(np.asarray(x, np.float64))
+        return np.abs(_gelu_1d(x64, "none", exact_tail=False)).reshape(np.shape(x))
 
 
 def _gelu_grad_terms(x, approximate="none"):
