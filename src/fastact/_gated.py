@@ -23,12 +23,16 @@ import numpy as np
 
 from . import _lazy, _threading
 from ._arrays import (
+    F32,
+    F64,
+    PARALLEL_MIN_SIZES,
     _launch,
     _lazy_dtype,
     _refuse_masked,
     _result_dtype2,
     _returned,
     _same_view,
+    _small_out,
     as_input,
     check_out,
     compute_dtype,
@@ -116,11 +120,36 @@ def _unbroadcast(full: Any, shape: tuple[int, ...]) -> Any:
     return full.sum(axis=axes, dtype=dtype).reshape(shape).astype(full.dtype)
 
 
+def _lean_half(x: Any, axis: Any, direction: str) -> int:
+    """m, half of x's last axis, when x can take the lean small path of the split form:
+    an ndarray of float32/float64, C-contiguous, non-empty, halved along the last axis,
+    its result below the parallel crossover. Else 0, and the general path checks and
+    plans the call."""
+    if type(x) is not np.ndarray or type(axis) is not int:
+        return 0
+    dt = x.dtype
+    if (dt is F32 or dt is F64) and x.ndim and (axis == -1 or axis == x.ndim - 1) and x.flags.c_contiguous:
+        n = x.shape[-1]
+        if x.size and n % 2 == 0 and x.size // 2 < PARALLEL_MIN_SIZES[dt, direction]:
+            return n // 2
+    return 0
+
+
 def make_gated(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], Callable[..., Any]]:
     fname, bname = act.name, f"{act.name}_backward"
     gate = act.kind_options["gate"]
     names = act.param_names
     defaults = tuple(p.default for p in act.params)
+    # the small-call path: the default parameters, checked and typed once; the serial kernels
+    checked = act.validate(fname, defaults)
+    lean_params = {F32: tuple(F32.type(v) for v in checked), F64: tuple(F64.type(v) for v in checked)}
+    serial: dict[str, Callable[..., None]] = {}
+
+    def serial_kernel(direction: str) -> Callable[..., None]:
+        k = serial.get(direction)
+        if k is None:
+            k = serial[direction] = kernels.gated[direction][0]
+        return k
 
     def values(function: str, kwargs: dict, odt: _Operands) -> tuple:
         for key in kwargs:
@@ -139,6 +168,22 @@ def make_gated(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
             serial(*args, m, rows, params)  # one task
 
     def forward(x, b=None, *, axis=-1, out=None, **kwargs):
+        if b is None and not kwargs and (m := _lean_half(x, axis, "forward")):
+            shape = (*x.shape[:-1], m)
+            if out is None:
+                result = np.empty(shape, x.dtype)
+            elif (type(out) is np.ndarray and out.dtype is x.dtype and out.shape == shape and out.flags.c_contiguous
+                  and out.flags.writeable and not np.may_share_memory(out, x)):
+                result = out
+            else:
+                result = None  # the general path checks out, and says what is wrong
+            if result is not None:
+                rows = x.size // (2 * m)
+                xk = x.reshape(rows, 2 * m)
+                # one task of all rows: block m columns, group every row
+                serial_kernel("forward")(xk, gate * m, xk, (1 - gate) * m, result.reshape(rows, m), m, rows,
+                                         lean_params[x.dtype])
+                return result
         if _lazy.kind(x) or _lazy.kind(b):
             values(fname, kwargs, _Operands(np.dtype(np.float64)))  # a bad parameter raises before deferring
             named = (("x", x),) if b is None else (("x", x), ("b", b))
@@ -170,6 +215,15 @@ def make_gated(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         return odt.finish(result, out)
 
     def backward(grad_output, x=None, b=None, *, axis=-1, y=None, out=None, **kwargs):
+        if (b is None and y is None and not kwargs and type(grad_output) is np.ndarray
+                and (m := _lean_half(x, axis, "backward")) and grad_output.dtype is x.dtype
+                and grad_output.shape == (*x.shape[:-1], m) and grad_output.flags.c_contiguous
+                and (result := _small_out(out, x, grad_output)) is not None):
+            rows = x.size // (2 * m)
+            xk, rk = x.reshape(rows, 2 * m), result.reshape(rows, 2 * m)
+            serial_kernel("backward")(grad_output.reshape(rows, m), xk, gate * m, xk, (1 - gate) * m, rk, gate * m,
+                                      rk, (1 - gate) * m, m, rows, lean_params[x.dtype])
+            return result
         act.require_x(bname, x, y)
         if _lazy.kind(grad_output) or _lazy.kind(x) or _lazy.kind(b):
             values(bname, kwargs, _Operands(np.dtype(np.float64)))
