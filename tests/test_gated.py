@@ -337,6 +337,11 @@ def test_dask_and_xarray_lazily():
     np.testing.assert_array_equal(out.values, fa.geglu(x))
 
 
+# torch.compile (seconds per function) for glu (PyTorch's) and swiglu (fastact's own): the
+# other two are made by the same factory as swiglu
+COMPILED = ("glu", "swiglu")
+
+
 def test_torch_adapter_against_pytorch_compositions():
     torch = pytest.importorskip("torch")
     import torch.nn.functional as F
@@ -364,8 +369,9 @@ def test_torch_adapter_against_pytorch_compositions():
         x = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
         assert torch.autograd.gradgradcheck(lambda t, f=f: f(t), (x,))
         torch.testing.assert_close(modules[name](dim=0)(x), ref(x, 0))
-        compiled = torch.compile(lambda t, f=f: f(t), fullgraph=True)
-        torch.testing.assert_close(compiled(x), ref(x))
+        if name in COMPILED:
+            compiled = torch.compile(lambda t, f=f: f(t), fullgraph=True)
+            torch.testing.assert_close(compiled(x), ref(x))
         # a strided tensor goes to PyTorch's composition, with the same values
         torch.testing.assert_close(f(x.detach().T), ref(x.detach().T))
     t = torch.randn(2, 8)
@@ -400,8 +406,9 @@ def test_torch_two_tensor_form_against_pytorch_compositions():
         assert torch.autograd.gradcheck(lambda s, t, f=f: f(s, b=t), small)
         assert torch.autograd.gradgradcheck(lambda s, t, f=f: f(s, b=t), small)
         torch.testing.assert_close(modules[name]()(a, b), ref(a, b))
-        compiled = torch.compile(lambda s, t, f=f: f(s, b=t), fullgraph=True)
-        torch.testing.assert_close(compiled(a, b), ref(a, b))
+        if name in COMPILED:
+            compiled = torch.compile(lambda s, t, f=f: f(s, b=t), fullgraph=True)
+            torch.testing.assert_close(compiled(a, b), ref(a, b))
         # each sample's gradients under vmap, b shared by the batch
         per_sample = torch.func.vmap(torch.func.grad(lambda s, t, f=f: f(s, b=t).sum(), argnums=(0, 1)),
                                      in_dims=(0, None))(a.detach(), b[0].detach())
