@@ -58,7 +58,9 @@ def test_forward_matches_reference(name, params, dtype, size, no_warnings):
 @pytest.mark.parametrize("size", [1000, BIG])
 @pytest.mark.parametrize(("name", "params"), CASES)
 def test_backward_matches_reference(name, params, dtype, size, no_warnings):
-    x = sample(dtype, size, seed=1)[:size]
+    # the forward test's x: gelu's float64 reference (mpmath in its tail) is remembered per
+    # value, and the tests of one activation share a process
+    x = sample(dtype, size)[:size]
     g = np.random.default_rng(2).normal(size=x.size).astype(dtype)
     got = call_backward(name, g, x, params)
     assert_close_ulp(name, got, reference_backward(name, g, x, params), x, params, g)
@@ -270,7 +272,7 @@ def test_layouts(name, params, dtype, size, no_warnings):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("name", "params"), CASES)
 def test_in_place(name, params, dtype, size, no_warnings):
-    x = sample(dtype, size, seed=8)[:size]
+    x = sample(dtype, size)[:size]  # the values tests' x (their references remembered)
     want = reference_forward(name, x, params)
     buf = x.copy()
     assert call_forward(name, buf, params, out=buf) is buf
