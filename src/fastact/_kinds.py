@@ -211,7 +211,9 @@ class Kind:
 
 def _flat(a: np.ndarray) -> np.ndarray:
     """a's elements in memory order, as a 1-D view (C or Fortran order)."""
-    return a.reshape(-1, order="F" if a.ndim > 1 and a.flags.f_contiguous and not a.flags.c_contiguous else "C")
+    from ._arrays import _fortran  # not at the top: _arrays imports _kernels, which imports this module
+
+    return a.reshape(-1, order="F" if _fortran(a) else "C")
 
 
 class ApplyLayout:

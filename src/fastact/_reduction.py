@@ -377,6 +377,7 @@ class _StreamLayout(ApplyLayout):
         self.passes = 2 if self.backward else 1
         self.m: Any = None  # the (m, s) of the chunks so far, once the first is done
         self.s: Any = None
+        self.factors: Any = None  # the backward's m and grad_output / s, in the compute dtype
 
     def view(self, a: np.ndarray, role: str) -> np.ndarray:
         return a  # GRAD and the forward's OUT have no axis 0 to cut: they are used whole
@@ -400,11 +401,12 @@ class _StreamLayout(ApplyLayout):
             else:
                 self.m, self.s = _combine(np.stack([self.m, m]), np.stack([self.s, t]), 0)
             return
-        kept = self.m.shape
-        with np.errstate(all="ignore"):
-            scale = (np.broadcast_to(self.gs, self.grad_shape).reshape(kept) / self.s).astype(cdt)
+        if self.factors is None:  # once, after the first pass: the same for every chunk
+            with np.errstate(all="ignore"):
+                scale = (np.broadcast_to(self.gs, self.grad_shape).reshape(self.m.shape) / self.s).astype(cdt)
+            self.factors = self.m.astype(cdt), scale
         target = self.os[s:e]
-        result = plan.backward(self.m.astype(cdt), scale, target)
+        result = plan.backward(*self.factors, target)
         if result is not target:
             np.copyto(target, result, casting="unsafe")
 
