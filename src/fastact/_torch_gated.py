@@ -50,15 +50,8 @@ def composed(act: Activation) -> Callable[..., torch.Tensor]:
     if torch_class(act.name) is not None:
         torch_fn = getattr(F, act.name)
         return lambda x, dim, *params: torch_fn(x, dim)
-    base = getattr(F, act.kind_options["base"])
-    gate = act.kind_options["gate"]
-    names = act.param_names
-
-    def expression(x: torch.Tensor, dim: int, *params: Any) -> torch.Tensor:
-        halves = x.chunk(2, dim)
-        return halves[1 - gate] * base(halves[gate], **dict(zip(names, params, strict=True)))
-
-    return expression
+    pair = composed_pair(act)
+    return lambda x, dim, *params: pair(*x.chunk(2, dim), *params)
 
 
 def composed_pair(act: Activation) -> Callable[..., torch.Tensor]:
