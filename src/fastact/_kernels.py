@@ -13,7 +13,7 @@ from ._loops_channel import _channel_loops, _channel_loops_in_place
 from ._loops_gated import _gated_loops
 from ._loops_map import _chain_loops, _map_loops
 from ._loops_reduce import _reduce_backward_loops, _reduce_loops
-from ._loops_rows import _rowwise_loops, _rowwise_tail_loops
+from ._loops_rows import _rowwise_loops
 from ._loops_simplex import _simplex_loops
 from ._loops_ufunc import _make_ufunc, ufunc_checks
 from ._registry import Activation
@@ -57,17 +57,12 @@ class Kernels:
 
     @cached_property
     def rowwise(self) -> dict[str, tuple]:
-        """{"forward", "backward", "forward_columns", "backward_columns", and for rows whose
-        length is not a multiple of _TAIL "forward_tails", "backward_tails": (serial, parallel)}"""
+        """{"forward", "backward", "forward_columns", "backward_columns": (serial, parallel)}"""
         act = self.act
         if act.kind_options.get("rule") == "simplex":
-            # sparsemax: a threshold per row, not exponentials; its loops have no tail
-            # buffers (their passes are float64 sums, not exp), so one set serves every length
-            loops = self._variants(_simplex_loops)
-            return loops | {f"{k}_tails": loops[k] for k in ("forward", "backward")}
+            return self._variants(_simplex_loops)  # sparsemax: a threshold per row, not exponentials
         scalars = act.forward_scalar, act.row_constant_scalar, act.grad_term_scalar, act.grad_scalar
-        with_tails = self._variants(_rowwise_tail_loops, *scalars)
-        return self._variants(_rowwise_loops, *scalars) | {f"{k}_tails": v for k, v in with_tails.items()}
+        return self._variants(_rowwise_loops, *scalars)
 
     @cached_property
     def gated(self) -> dict[str, tuple]:

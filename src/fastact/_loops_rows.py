@@ -25,16 +25,22 @@ from ._registry import inline_jitable
 # either sign (backward), and a float32 running sum would lose digits over long rows.
 # exp(x - m) is computed in the array's dtype (vectorised float32 math is twice as fast).
 #
-# A row's last n % _TAIL elements are copied into a padded buffer of _TAIL and computed
-# there: LLVM's vectorised loops step 16-64 elements at a time and leave the rest to a
-# scalar loop, and a scalar exp costs 10-20 times a vector lane's (measured: rows of 63
-# float32 elements took 1.8 ns per element, rows of 64 0.7). _TAIL is a multiple of every
-# step LLVM takes, so loops over the body and over the buffer run no scalar remainder.
+# In the rows form, the exponentials of a block of rows (about _ROW_BLOCK elements) are
+# taken in one flat loop over a contiguous scratch buffer, padded to a multiple of _PAD.
+# LLVM's vectorised loops step 16-64 elements at a time and leave the rest to a scalar
+# loop, where an exp costs 10-20 times a vector lane's; padding each row instead (as these
+# loops did before) computed up to 63 unused exponentials per row, with the copies
+# (measured, one thread, in cache: rows of 40 float32 elements 2.7 -> 1.2 ns per element,
+# PyTorch's 0.86; rows of 10 10.2 -> 1.5, PyTorch's 13). The passes of cheap arithmetic
+# (maxima, sums, the forward's output) stay loops per row: their scalar remainder costs
+# little. The backward's output pass, which may hold an exp (log_softmax's), runs flat
+# over the block too: the dispatch passes C-ordered arrays, each row's sum is spread over
+# its elements, and the block's last partial step goes through padded buffers.
 # In place, a kernel is called with x (or grad_output, or y) None and reads out: given
 # two names for one buffer, LLVM's run-time alias check fails and the loop runs scalar.
 
 _COLUMN_BLOCK = 512
-_TAIL = 64
+_PAD = 64
 _ROW_BLOCK = 2048
 
 
@@ -80,32 +86,13 @@ def _max_of(a, m):
 
 
 @register_jitable
-def _sum_of(a, count):
-    """The sum in float64 of a[:count], over all of a (a vectorised pass of constant
-    length when a is a tail buffer)."""
+def _sum_of(a):
+    """The sum of a in float64."""
     full_width()
     s = 0.0
     for k in range(a.shape[0]):
-        s = _add_reassociable(s, float(a[k]) if k < count else 0.0)
+        s = _add_reassociable(s, np.float64(a[k]))
     return s
-
-
-@register_jitable
-def _load_tail(src, start, buf):
-    """buf = src[start:], padded with src[0]."""
-    tail = src[start:]  # indexed from 0, so that no wrap-around test stays in the loop
-    pad = src[0]
-    for j in range(buf.shape[0]):
-        buf[j] = pad
-    for j in range(tail.shape[0]):
-        buf[j] = tail[j]
-
-
-@register_jitable
-def _store_tail(buf, dst, start):
-    tail = dst[start:]
-    for j in range(tail.shape[0]):
-        tail[j] = buf[j]
 
 
 @register_jitable
@@ -116,34 +103,26 @@ def _corrected(e, lo):
     return e if lo != lo else e + e * lo
 
 
-def exp_below_max(x, m):
-    """exp(x - m) for x <= m, in x's dtype. x - m is rounded, and
-    exp magnifies that error by |x - m| (100 ulp at x - m = -100); its rounding error
-    (Knuth's TwoSum, exact) restores it: exp(d + lo) = exp(d) (1 + lo)."""
+def below_max(x, m):
+    """(d, lo): x - m for x <= m, rounded to d, and its rounding error lo (Knuth's TwoSum,
+    exact). exp magnifies the error of d by |x - m| (100 ulp at x - m = -100); lo
+    restores it: exp(d + lo) = exp(d) (1 + lo)."""
     d = x - m
     b = d - x
-    lo = (x - (d - b)) + (-m - b)
+    return d, (x - (d - b)) + (-m - b)
+
+
+def exp_below_max(x, m):
+    """exp(x - m) for x <= m, in x's dtype."""
+    d, lo = below_max(x, m)
     return _corrected(exp(d), lo)
 
 
+inline_jitable(below_max)
 inline_jitable(exp_below_max)
 
 
-@register_jitable
-def _exps_and_sum(src, dst, m, used):
-    """dst = exp(src - m); the sum in float64 of dst[:used]."""
-    for k in range(src.shape[0]):
-        dst[k] = narrow(dst, exp_below_max(src[k], m))
-    return _sum_of(dst, used)
-
-
-def _rowwise_loops(element, row_constant, term, grad, token, tails=False):
-    # tails: whether the rows have a tail (n % _TAIL); the two are compiled apart, since
-    # the tail's code slows the body's loops even where it does not run (measured: rows
-    # of 64 float32 elements 0.57 -> 0.78 ns per element).
-    # A row's body and its padded tail are two loops of their own, each over slices made
-    # once: a loop over the two parts, with the arrays chosen inside it, made numba keep
-    # reference counts in the loop (measured: 8x slower on rows of 64).
+def _rowwise_loops(element, row_constant, term, grad, token):
     # A task's rows go by blocks of about _ROW_BLOCK elements, each pass over all rows of
     # the block before the next pass: a short row's passes are each a chain of dependent
     # steps (a reduction, then the exponentials that need its result, ...), and the rows of
@@ -153,17 +132,13 @@ def _rowwise_loops(element, row_constant, term, grad, token, tails=False):
     def forward(x, out, rows_per_task):
         token  # noqa: B018
         rows, n = out.shape
-        body = n - n % _TAIL if tails else n  # without tails, n is a multiple of _TAIL
-        count = n - body
-        block = max(1, _ROW_BLOCK // n)
+        block = max(1, min(_ROW_BLOCK // n, rows_per_task))
         n_tasks = (rows + rows_per_task - 1) // rows_per_task
         for t in prange(n_tasks):
             # in x's dtype: a float64 scratch would make LLVM vectorise the float32 exp
             # eight lanes at a time instead of sixteen (measured: 2x slower)
-            e = np.empty((block, body), out.dtype)
-            xt = np.empty((block, _TAIL), out.dtype)
-            et = np.empty((block, _TAIL), out.dtype)
-            ot = np.empty(_TAIL, out.dtype)
+            d = np.empty(block * n + _PAD, out.dtype)  # x - m, then exp(x - m)
+            lo = np.empty(block * n + _PAD, out.dtype)  # the rounding error of x - m
             maxima = np.empty(block, out.dtype)
             constants = np.empty(block)
             first, last = t * rows_per_task, min((t + 1) * rows_per_task, rows)
@@ -171,73 +146,74 @@ def _rowwise_loops(element, row_constant, term, grad, token, tails=False):
                 nb = min(block, last - b)
                 for i in range(nb):
                     xr = out[b + i] if x is None else x[b + i]
-                    m = xr[0]
-                    if count:
-                        _load_tail(xr, body, xt[i])
-                        m = _max_of(xt[i], m)
-                    maxima[i] = _max_of(xr[:body], m)
+                    maxima[i] = _max_of(xr, xr[0])
                 for i in range(nb):
                     xr = out[b + i] if x is None else x[b + i]
-                    s = _exps_and_sum(xr[:body], e[i], maxima[i], body)
-                    if count:
-                        s += _exps_and_sum(xt[i], et[i], maxima[i], count)
-                    constants[i] = s
+                    di, li = d[i * n:(i + 1) * n], lo[i * n:(i + 1) * n]
+                    m = maxima[i]
+                    for k in range(n):
+                        di[k], li[k] = below_max(xr[k], m)
+                # padded to a multiple of _PAD: the vectorised loop leaves no remainder (the
+                # padding is computed and unused)
+                span = (nb * n + _PAD - 1) // _PAD * _PAD
+                d[nb * n:span] = 0
+                lo[nb * n:span] = 0
+                ds, ls = d[:span], lo[:span]
+                for j in range(span):
+                    ds[j] = narrow(ds, _corrected(exp(ds[j]), ls[j]))
+                for i in range(nb):
+                    constants[i] = _sum_of(d[i * n:(i + 1) * n])
                 for i in range(nb):  # a loop of its own, vectorised across the rows (log_softmax's log)
                     constants[i] = row_constant(constants[i])
                 for i in range(nb):
                     outr = out[b + i]
-                    xb = outr[:body] if x is None else x[b + i, :body]
-                    ob, eb = outr[:body], e[i]
+                    xr = outr if x is None else x[b + i]
+                    er = d[i * n:(i + 1) * n]
                     m, c = maxima[i], constants[i]
-                    for k in range(body):  # reads xb[k] before writing ob[k]: they may be one
-                        ob[k] = narrow(ob, element(xb[k], eb[k], m, c))
-                    if count:
-                        xti, eti = xt[i], et[i]
-                        for k in range(_TAIL):
-                            ot[k] = narrow(ot, element(xti[k], eti[k], m, c))
-                        _store_tail(ot, outr, body)
+                    for k in range(n):  # reads xr[k] before writing outr[k]: they may be one
+                        outr[k] = narrow(outr, element(xr[k], er[k], m, c))
 
     def backward(g, y, out, rows_per_task):
+        # out, and g and y where given, are C-ordered: flat over a block of rows
         token  # noqa: B018
         rows, n = out.shape
-        body = n - n % _TAIL if tails else n  # without tails, n is a multiple of _TAIL
-        count = n - body
-        block = max(1, _ROW_BLOCK // n)
+        of = out.reshape(rows * n)
+        gf = of if g is None else g.reshape(rows * n)
+        yf = of if y is None else y.reshape(rows * n)
+        block = max(1, min(_ROW_BLOCK // n, rows_per_task))
         n_tasks = (rows + rows_per_task - 1) // rows_per_task
         for t in prange(n_tasks):
-            gt = np.empty((block, _TAIL), out.dtype)
-            yt = np.empty((block, _TAIL), out.dtype)
-            ot = np.empty(_TAIL, out.dtype)
-            sums = np.empty(block)
+            r = np.empty(block * n, out.dtype)  # each element's row sum
+            gt = np.zeros(_PAD, out.dtype)
+            yt = np.zeros(_PAD, out.dtype)
+            rt = np.zeros(_PAD, out.dtype)
             first, last = t * rows_per_task, min((t + 1) * rows_per_task, rows)
             for b in range(first, last, block):
                 nb = min(block, last - b)
+                lo, size = b * n, nb * n
                 for i in range(nb):
-                    gb = out[b + i, :body] if g is None else g[b + i, :body]
-                    yb = out[b + i, :body] if y is None else y[b + i, :body]
+                    gr, yr = gf[lo + i * n:lo + (i + 1) * n], yf[lo + i * n:lo + (i + 1) * n]
                     s = 0.0
-                    for k in range(body):
-                        s = _add_reassociable(s, np.float64(term(gb[k], yb[k])))
-                    if count:
-                        gti, yti = gt[i], yt[i]
-                        _load_tail(out[b + i] if g is None else g[b + i], body, gti)
-                        _load_tail(out[b + i] if y is None else y[b + i], body, yti)
-                        for k in range(_TAIL):
-                            s = _add_reassociable(s, np.float64(term(gti[k], yti[k])) if k < count else 0.0)
-                    sums[i] = s
-                for i in range(nb):
-                    outr = out[b + i]
-                    ob = outr[:body]
-                    gb = ob if g is None else g[b + i, :body]
-                    yb = ob if y is None else y[b + i, :body]
-                    s = sums[i]
-                    for k in range(body):
-                        ob[k] = narrow(ob, grad(gb[k], yb[k], s))
-                    if count:
-                        gti, yti = gt[i], yt[i]
-                        for k in range(_TAIL):
-                            ot[k] = narrow(ot, grad(gti[k], yti[k], s))
-                        _store_tail(ot, outr, body)
+                    for k in range(n):
+                        s = _add_reassociable(s, np.float64(term(gr[k], yr[k])))
+                    ri = r[i * n:(i + 1) * n]
+                    si = narrow(ri, s)
+                    for k in range(n):
+                        ri[k] = si
+                body = size - size % _PAD
+                ob = of[lo:lo + body]
+                gb = ob if g is None else gf[lo:lo + body]
+                yb = ob if y is None else yf[lo:lo + body]
+                for k in range(body):  # reads gb[k] and yb[k] before writing ob[k]: they may be one
+                    ob[k] = narrow(ob, grad(gb[k], yb[k], r[k]))
+                if body < size:
+                    rest = size - body
+                    gt[:rest] = gf[lo + body:lo + size]
+                    yt[:rest] = yf[lo + body:lo + size]
+                    rt[:rest] = r[body:size]
+                    for k in range(_PAD):
+                        gt[k] = narrow(gt, grad(gt[k], yt[k], rt[k]))
+                    of[lo + body:lo + size] = gt[:rest]
 
     def forward_columns(x, out, block):
         # Not in place (x given), each row's exponentials are kept in out until the
@@ -298,11 +274,6 @@ def _rowwise_loops(element, row_constant, term, grad, token, tails=False):
                     ok[j] = narrow(ok, grad(gk[j], yk[j], s[j]))
 
     return forward, backward, forward_columns, backward_columns
-
-
-def _rowwise_tail_loops(element, row_constant, term, grad, token):
-    """forward and backward for rows whose length is not a multiple of _TAIL."""
-    return _rowwise_loops(element, row_constant, term, grad, token, tails=True)[:2]
 
 
 _SELECT_BLOCK = 1 << 14

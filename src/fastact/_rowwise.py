@@ -15,7 +15,6 @@ from . import _lazy
 from ._arrays import (
     F32,
     F64,
-    PARALLEL_MIN_SIZES,
     _fortran,
     _launch,
     _lazy_dtype,
@@ -38,12 +37,13 @@ from ._arrays import (
 from ._docs import _ARRAY, _OUT, EXAMPLE_ROW_GRAD, _backward_doc, _forward_doc, _named
 from ._kernels import Kernels
 from ._kinds import Kind
-from ._loops_rows import _COLUMN_BLOCK, _TAIL
+from ._loops_rows import _COLUMN_BLOCK
 from ._registry import Activation
 
 # --- row-wise (softmax, log_softmax) ----------------------------------------------------------
 
 _ROW_TASKS = 64  # tasks in the rows form: a few per thread, for load balance
+_TASK_MIN_SIZE = 8192  # elements; smaller tasks' scratch allocations cost more than they balance
 
 
 
@@ -63,12 +63,8 @@ class _RowPlan:
         self.size = outer * n * inner
         if inner == 1:
             self.form, self.shape = "rows", (outer, n)
-            self.tasks = outer
-            self.extra = max(1, -(-outer // _ROW_TASKS))  # rows per task
         else:
             self.form, self.shape = "columns", (outer, n, inner)
-            self.tasks = outer * -(-inner // _COLUMN_BLOCK)
-            self.extra = _COLUMN_BLOCK
 
     @staticmethod
     def for_arrays(shape: tuple[int, ...], axis: int, *arrays: np.ndarray) -> _RowPlan:
@@ -81,21 +77,36 @@ class _RowPlan:
             v = b.reshape(self.shape, copy=False)
         except ValueError:
             return np.ascontiguousarray(b).reshape(self.shape), False
-        if self.form == "rows" and v.shape[1] > 1 and v.strides[1] != v.itemsize:
-            # rows along memory: the kernels' loops over a row then vectorise, its sums included
+        if self.form == "rows" and not v.flags.c_contiguous:
+            # rows along memory, one after the other: the kernels' loops then vectorise,
+            # their sums included, and run flat over a block of rows
             return np.ascontiguousarray(v), False
         return v, True
 
     def run(self, kernels: Kernels, direction: str, *arrays: np.ndarray) -> None:
-        if self.form == "columns":
-            name = f"{direction}_columns"
+        if self.form == "rows":
+            _run_rows(kernels.rowwise[direction], direction, arrays, *self.shape)
+            return
+        serial, parallel = kernels.rowwise[f"{direction}_columns"]
+        outer, _, inner = self.shape
+        tasks = outer * -(-inner // _COLUMN_BLOCK)
+        if self.size >= parallel_min_size(arrays[-1].dtype, f"rows {direction}") and tasks >= 2:
+            _launch(parallel, *arrays, _COLUMN_BLOCK)
         else:
-            name = direction if self.shape[1] % _TAIL == 0 else f"{direction}_tails"
-        serial, parallel = kernels.rowwise[name]
-        if self.size >= parallel_min_size(arrays[-1].dtype, f"rows {direction}") and self.tasks >= 2:
-            _launch(parallel, *arrays, self.extra)
-        else:
-            serial(*arrays, self.extra)
+            serial(*arrays, _COLUMN_BLOCK)
+
+
+def _run_rows(pair: tuple[Callable[..., None], Callable[..., None]], direction: str, arrays: tuple, rows: int,
+              n: int) -> None:
+    """A rows kernel over C-ordered (rows, n) arrays: in tasks of a few blocks of rows at
+    least (each allocates its scratch) on the threads above the crossover, else serially
+    as one task."""
+    if rows * n >= parallel_min_size(arrays[-1].dtype, f"rows {direction}"):
+        per_task = max(1, -(-rows // _ROW_TASKS), _TASK_MIN_SIZE // max(n, 1))
+        if per_task < rows:
+            _launch(pair[1], *arrays, per_task)
+            return
+    pair[0](*arrays, max(rows, 1))
 
 
 def _run_rowwise(
@@ -201,13 +212,13 @@ def _select(x: np.ndarray | None, mask: np.ndarray, out: np.ndarray, fill: float
         serial(*args)
 
 
-def _lean_rows(a: np.ndarray, axis: Any, direction: str) -> int:
-    """The row length, when a (an ndarray) can take the lean small path of the row-wise
-    functions: float32/float64, C-contiguous, non-empty rows along the last axis, below
-    the parallel crossover. Else 0, and the general path checks and plans the call."""
+def _lean_rows(a: np.ndarray, axis: Any) -> int:
+    """The row length, when a (an ndarray) can take the lean path of the row-wise
+    functions: float32/float64, C-contiguous, non-empty rows along the last axis. Else 0,
+    and the general path checks and plans the call."""
     dt = a.dtype
-    if type(axis) is int and (dt is F32 or dt is F64) and a.ndim and a.size < PARALLEL_MIN_SIZES[dt, direction] \
-            and (axis == -1 or axis == a.ndim - 1) and a.flags.c_contiguous:
+    if type(axis) is int and (dt is F32 or dt is F64) and a.ndim and (axis == -1 or axis == a.ndim - 1) \
+            and a.flags.c_contiguous:
         return a.shape[-1]
     return 0
 
@@ -215,7 +226,7 @@ def _lean_rows(a: np.ndarray, axis: Any, direction: str) -> int:
 def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], Callable[..., Any]]:
     fname, bname = act.name, f"{act.name}_backward"
     ndarray = np.ndarray
-    serial: dict[str, Callable[..., None]] = {}  # the serial rows kernels, once loaded
+    rows_kernels: dict[str, tuple] = {}  # the rows kernels (serial, parallel), once loaded
     # softmin: the kernels compute softmax over -x, negated into the output (or a private
     # array) first and computed there in place: one more pass, as PyTorch's softmin makes
     negated = act.kind_options.get("negated", False)
@@ -262,16 +273,14 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
             if _lazy.lazy_where(where, x):
                 return _lazy.rowwise_forward(forward, x, axis, _lazy_dtype(fname, out, ("x", x)), where)
             return masked_forward(x, where, axis, out)
-        if (type(x) is ndarray and (n := _lean_rows(x, axis, "rows forward"))
+        if (type(x) is ndarray and (n := _lean_rows(x, axis))
                 and (result := _small_out(out, x)) is not None):
-            kernel = "forward" if n % _TAIL == 0 else "forward_tails"
-            if kernel not in serial:
-                serial[kernel] = kernels.rowwise[kernel][0]
+            if "forward" not in rows_kernels:
+                rows_kernels["forward"] = kernels.rowwise["forward"]
             if negated:
                 np.negative(x, out=result)
-            # one task of all rows: the serial kernel runs its tasks in order anyway
-            serial[kernel](None if result is x or negated else x.reshape(-1, n), result.reshape(-1, n),
-                           max(1, x.size // n))
+            _run_rows(rows_kernels["forward"], "forward",
+                      (None if result is x or negated else x.reshape(-1, n), result.reshape(-1, n)), x.size // n, n)
             return result
         if _lazy.kind(x):
             return _lazy.rowwise_forward(forward, x, axis, _lazy_dtype(fname, out, ("x", x)))
@@ -344,14 +353,14 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
             return masked_backward(grad_output, x, y, where, axis, out)
         if (x is None and type(y) is ndarray and type(grad_output) is ndarray
                 and grad_output.dtype is y.dtype and grad_output.shape == y.shape
-                and grad_output.flags.c_contiguous and (n := _lean_rows(y, axis, "rows backward"))
+                and grad_output.flags.c_contiguous and (n := _lean_rows(y, axis))
                 and (result := (_small_out(out, grad_output, y) if out is grad_output
                                 else _small_out(out, y, grad_output))) is not None):
-            kernel = "backward" if n % _TAIL == 0 else "backward_tails"
-            if kernel not in serial:
-                serial[kernel] = kernels.rowwise[kernel][0]
-            serial[kernel](None if result is grad_output else grad_output.reshape(-1, n),
-                               None if result is y else y.reshape(-1, n), result.reshape(-1, n), max(1, y.size // n))
+            if "backward" not in rows_kernels:
+                rows_kernels["backward"] = kernels.rowwise["backward"]
+            _run_rows(rows_kernels["backward"], "backward",
+                      (None if result is grad_output else grad_output.reshape(-1, n),
+                       None if result is y else y.reshape(-1, n), result.reshape(-1, n)), y.size // n, n)
             return result
         if (x is None) == (y is None):
             raise TypeError(f"{bname}: give exactly one of x (the forward's input) and y= (its output)")

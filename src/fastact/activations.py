@@ -1329,11 +1329,13 @@ def softmax_element(x, e, m, c):
 
 
 def softmax_grad_term(g, y):
-    return float(g) * float(y)
+    # in y's dtype (the kernels sum the terms in float64): float32 math vectorises twice
+    # as wide, and a product's rounding is within the backward's bound
+    return g * y
 
 
 def softmax_grad(g, y, r):
-    return float(y) * (float(g) - r)
+    return y * (g - lit(y, r))
 
 
 def _np_softmax(x, axis=-1):
@@ -1364,7 +1366,7 @@ rowwise(
 
 def softmin_grad(g, y, r):
     # y = softmax(-x): the gradient of x is minus softmax's
-    return float(y) * (r - float(g))
+    return y * (lit(y, r) - g)
 
 
 rowwise(
