@@ -396,7 +396,8 @@ def rowwise(
     The kernels compute, per row, m = max(x) and s = sum(exp(x - m)) (in float64), then
     ``c = row_constant(s)`` and each output ``element(x, e, m, c)`` with e = exp(x - m).
     The backward works from the output y: ``r = sum(grad_term(g, y))`` over the row (in
-    float64), then ``grad(g, y, r)`` per element. Given x instead, y is computed first.
+    float64), then ``grad(g, y, r)`` per element, r rounded to the array's dtype. Given x
+    instead, y is computed first.
     ``negated``: the kernels see -x (softmin is softmax(-x); grad is then the derivative
     with respect to x, its sign included). ``masked_value``: the output of an element
     masked out by where=, and of every element of a row with nothing unmasked.
