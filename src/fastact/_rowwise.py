@@ -226,7 +226,6 @@ def _lean_rows(a: np.ndarray, axis: Any) -> int:
 def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], Callable[..., Any]]:
     fname, bname = act.name, f"{act.name}_backward"
     ndarray = np.ndarray
-    rows_kernels: dict[str, tuple] = {}  # the rows kernels (serial, parallel), once loaded
     # softmin: the kernels compute softmax over -x, negated into the output (or a private
     # array) first and computed there in place: one more pass, as PyTorch's softmin makes
     negated = act.kind_options.get("negated", False)
@@ -275,11 +274,9 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
             return masked_forward(x, where, axis, out)
         if (type(x) is ndarray and (n := _lean_rows(x, axis))
                 and (result := _small_out(out, x)) is not None):
-            if "forward" not in rows_kernels:
-                rows_kernels["forward"] = kernels.rowwise["forward"]
             if negated:
                 np.negative(x, out=result)
-            _run_rows(rows_kernels["forward"], "forward",
+            _run_rows(kernels.rowwise["forward"], "forward",
                       (None if result is x or negated else x.reshape(-1, n), result.reshape(-1, n)), x.size // n, n)
             return result
         if _lazy.kind(x):
@@ -356,9 +353,7 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
                 and grad_output.flags.c_contiguous and (n := _lean_rows(y, axis))
                 and (result := (_small_out(out, grad_output, y) if out is grad_output
                                 else _small_out(out, y, grad_output))) is not None):
-            if "backward" not in rows_kernels:
-                rows_kernels["backward"] = kernels.rowwise["backward"]
-            _run_rows(rows_kernels["backward"], "backward",
+            _run_rows(kernels.rowwise["backward"], "backward",
                       (None if result is grad_output else grad_output.reshape(-1, n),
                        None if result is y else y.reshape(-1, n), result.reshape(-1, n)), y.size // n, n)
             return result
