@@ -305,11 +305,12 @@ def test_in_place_and_overlap(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", [1, 5, 63, 64, 65, 127, 128, 129, 1000])
+@pytest.mark.parametrize("n", [1, 5, 63, 64, 65, 127, 128, 129, 255, 256, 257, 1000, 4109])
 @pytest.mark.parametrize("name", NAMES)
 def test_row_lengths(name, n, dtype):
     """Rows that end in a partial vector block (their last n % 64 elements take a padded
-    buffer) and rows that do not, several per pass or one; into out=, in place and
+    buffer) and rows that do not, several per pass or one, short rows (by blocks) and long
+    ones (one at a time, from 256 elements); into out=, in place and
     along a strided view: right against the reference, with the maximum anywhere."""
     rows = max(3, 4096 // n)
     x = (RNG.standard_normal((rows, n)) * 6).astype(dtype)
