@@ -391,3 +391,63 @@ def test_full_vector_width_on_intel_avx512_for_the_kernels_only(tmp_path):
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got.pop("user") == 0, got
     assert all(n > 0 for n in got.values()), f"loops without zmm: {got}"
+
+
+def _signature_counts():
+    counts = {}
+    for name, k in fa.KERNELS.items():
+        for attr, loops in k.__dict__.items():
+            if isinstance(loops, dict):
+                for loop, variants in loops.items():
+                    for v in variants:
+                        counts[f"{name}.{attr}.{loop}.{v.__qualname__}"] = len(v.signatures)
+    return counts
+
+
+def test_read_only_inputs_run_the_kernels_compiled_for_writable_ones():
+    """numba types a read-only array apart from a writable one: a read-only input (a
+    broadcast, an np.frombuffer of bytes, a read-only memory map) would compile and cache
+    a second copy of each kernel it meets. Each kind, small and large, along the last axis
+    and across memory: the same results, no new signature, the inputs still read-only."""
+    from fastact._arrays import PARALLEL_MIN_SIZE
+    rng = np.random.default_rng(3)
+    calls = []
+    for n in (96, PARALLEL_MIN_SIZE * 2):
+        x = rng.standard_normal(n).astype(np.float32)
+        g = rng.standard_normal(n).astype(np.float32)
+        x2, g2 = x.reshape(2, -1), g.reshape(2, -1)
+        w = np.array([0.1, -0.3], np.float32)
+        calls += [
+            (lambda x, g, w: fa.gelu(x), (x, g, w)),
+            (lambda x, g, w: fa.gelu_backward(g, x), (x, g, w)),
+            (lambda x, g, w: fa.sigmoid_backward(g, y=x), (x, g, w)),
+            (lambda x, g, w: fa.gelu(x[::2]), (x, g, w)),
+            (lambda x, g, w: fa.softmax(x), (x2, g2, w)),
+            (lambda x, g, w: fa.softmax(x, axis=0), (x2, g2, w)),
+            (lambda x, g, w: fa.softmax_backward(g, y=x), (x2, g2, w)),
+            (lambda x, g, w: fa.log_softmax_backward(g, y=x, axis=0), (x2, g2, w)),
+            (lambda x, g, w: fa.prelu(x, w, axis=0), (x2, g2, w)),
+            (lambda x, g, w: fa.prelu_backward(g, x, w, axis=0), (x2, g2, w)),
+            (lambda x, g, w: fa.glu(x), (x2, g2, w)),
+            (lambda x, g, w: fa.glu_backward(g[:, : g.shape[1] // 2], x), (x2, g2, w)),
+            (lambda x, g, w: fa.logsumexp(x, axis=-1), (x2, g2, w)),
+            (lambda x, g, w: fa.sparsemax(x), (x2, g2, w)),
+        ]
+    wants = [f(*a) for f, a in calls]
+    before = _signature_counts()
+    for (f, args), want in zip(calls, wants, strict=True):
+        ro = []
+        for a in args:
+            a = a.copy()
+            a.flags.writeable = False
+            ro.append(a)
+        copies = [a.copy() for a in ro]
+        got = f(*ro)
+        for got_part, want_part in zip(*((r,) if isinstance(r, np.ndarray) else r for r in (got, want)), strict=True):
+            np.testing.assert_array_equal(got_part, want_part)
+        for a, c in zip(ro, copies, strict=True):
+            assert not a.flags.writeable
+            np.testing.assert_array_equal(a, c)
+    after = _signature_counts()
+    grew = {k: (before.get(k, 0), v) for k, v in after.items() if v != before.get(k, 0)}
+    assert not grew, grew
