@@ -61,33 +61,6 @@ def _launch(kernel: Callable[..., None], *args: Any) -> None:
 
 
 _C_CONTIGUOUS, _WRITEABLE = 0x1, 0x400  # bits of ndarray.flags.num (NPY_ARRAY_C_CONTIGUOUS, NPY_ARRAY_WRITEABLE)
-_LEAN = _C_CONTIGUOUS | _WRITEABLE
-
-
-def lean_layout(a: np.ndarray) -> bool:
-    """a is C-contiguous and writable: the layout the small-call paths take as it is. A
-    read-only input goes the general path, which passes the kernels a writable alias
-    (as_input), so that it runs the kernels compiled for writable arrays."""
-    return a.flags.num & _LEAN == _LEAN
-
-
-class _Alias:
-    """Holds a writable __array_interface__ to an array's memory, and the array."""
-
-    __slots__ = ("__array_interface__", "array")
-
-
-def _writable_alias(a: np.ndarray) -> np.ndarray:
-    # numba types a read-only array apart from a writable one, so a read-only input would
-    # compile (seconds) and cache a second copy of every kernel it meets. The kernels never
-    # write their inputs: the alias only keeps them to one signature.
-    holder = _Alias()
-    interface = dict(a.__array_interface__)
-    interface["data"] = (interface["data"][0], False)
-    holder.__array_interface__, holder.array = interface, a
-    alias = np.asarray(holder)
-    # the interface spells a dtype NumPy does not know by name (ml_dtypes' bfloat16) as void
-    return alias if alias.dtype == a.dtype else alias.view(a.dtype)
 
 
 def _entry_point(dispatcher: Any, args: tuple) -> Callable[..., None]:
@@ -177,21 +150,11 @@ def compute_dtype(dtype: np.dtype) -> np.dtype:
 
 
 def as_input(function: str, argument: str, value: Any) -> np.ndarray:
-    """value as an ndarray of a supported dtype (not yet converted), writable (a read-only
-    array as a writable alias, for the kernels only: see _writable_alias); raises TypeError."""
+    """value as an ndarray of a supported dtype (not yet converted); raises TypeError."""
     a = value if type(value) is np.ndarray else np.asarray(value)
     if not (a.dtype is F32 or a.dtype is F64):
         result_dtype(function, argument, a.dtype)
-    if not a.flags.writeable and a.size:
-        return _writable_alias(a)
     return a
-
-
-def broadcast_input(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """np.broadcast_to(a, shape) as the kernels read it: a itself where it has the shape,
-    else the (read-only) broadcast view as a writable alias (see _writable_alias)."""
-    b = a if a.shape == shape else np.broadcast_to(a, shape)
-    return b if b.flags.writeable or not b.size else _writable_alias(b)
 
 
 def check_out(function: str, out: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

@@ -24,7 +24,6 @@ from ._arrays import (
     as_input,
     check_out,
     compute_dtype,
-    lean_layout,
     overlaps_partly,
     parallel_min_size,
     result_dtype,
@@ -173,7 +172,7 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         if (
             plan is None or not (dt is f32 or dt is f64) or weight.dtype is not dt or weight.ndim != 1
             or weight.size != plan.channels or not 0 < x.size < sizes[dt]
-            or not (lean_layout(x) and lean_layout(weight))
+            or not (x.flags.c_contiguous and weight.flags.c_contiguous)
         ):
             return None
         return plan
@@ -218,7 +217,7 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         plan = lean_plan(x, weight, axis, small_backward)
         if (
             plan is not None and type(grad_output) is ndarray and grad_output.dtype is x.dtype
-            and grad_output.shape == x.shape and lean_layout(grad_output)
+            and grad_output.shape == x.shape and grad_output.flags.c_contiguous
         ):
             g = grad_output
             # in place is out=g (the kernels' in-place form); out=x is any other out

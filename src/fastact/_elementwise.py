@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _lazy, _threading
 from ._arrays import (
-    _LEAN,
+    _C_CONTIGUOUS,
     _WRITEABLE,
     F32,
     F64,
@@ -195,12 +195,12 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
             dt = x.dtype
             xnum = x.flags.num
             # below the parallel crossover, or at any size where the kernels run on one thread
-            if (dt is f32 or dt is f64) and xnum & _LEAN == _LEAN and (
+            if (dt is f32 or dt is f64) and xnum & _C_CONTIGUOUS and (
                     x.size < (small32 if dt is f32 else small64) or one_thread()):
                 if out is None:
                     result, rnum = empty_like(x), -1
                 elif out is x:  # in place: x=None, the loop reads out (see _loops_map._map_loops)
-                    result, rnum = x, -2
+                    result, rnum = (x if xnum & _WRITEABLE else None), -2
                 else:
                     result = _fast_out(out, x, dt)
                     rnum = None if result is None else result.flags.num
@@ -267,7 +267,6 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
             dt = v.dtype
             if (
                 (dt is f32 or dt is f64) and grad_output.dtype is dt and v.ndim == 1 and grad_output.shape == v.shape
-                and v.flags.num & _WRITEABLE and grad_output.flags.num & _WRITEABLE
                 and (v.size < (small32 if dt is f32 else small64) or one_thread())
             ):  # the common small case (or one thread), kept lean
                 if out is None:

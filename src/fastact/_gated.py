@@ -34,11 +34,9 @@ from ._arrays import (
     _same_view,
     _small_out,
     as_input,
-    broadcast_input,
     check_out,
     compute_dtype,
     half_view,
-    lean_layout,
     normalize_axis,
     parallel_min_size,
     result_dtype,
@@ -130,7 +128,7 @@ def _lean_half(x: Any, axis: Any, direction: str) -> int:
     if type(x) is not np.ndarray or type(axis) is not int:
         return 0
     dt = x.dtype
-    if (dt is F32 or dt is F64) and x.ndim and (axis == -1 or axis == x.ndim - 1) and lean_layout(x):
+    if (dt is F32 or dt is F64) and x.ndim and (axis == -1 or axis == x.ndim - 1) and x.flags.c_contiguous:
         n = x.shape[-1]
         if x.size and n % 2 == 0 and x.size // 2 < PARALLEL_MIN_SIZES[dt, direction]:
             return n // 2
@@ -209,7 +207,7 @@ def make_gated(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
             operands = (xk, gate * m, xk, (1 - gate) * m)
             inputs = [x]
         else:
-            pair = [odt.kernel_array(broadcast_input(a, shape), (1, m)) for a in (x, b)]
+            pair = [odt.kernel_array(np.broadcast_to(a, shape), (1, m)) for a in (x, b)]
             operands = (pair[gate], 0, pair[1 - gate], 0)
             inputs = [x, b]
         target, result = odt.target(out, shape, (rows, m), inputs)
@@ -219,7 +217,7 @@ def make_gated(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
     def backward(grad_output, x=None, b=None, *, axis=-1, y=None, out=None, **kwargs):
         if (b is None and y is None and not kwargs and type(grad_output) is np.ndarray
                 and (m := _lean_half(x, axis, "backward")) and grad_output.dtype is x.dtype
-                and grad_output.shape == (*x.shape[:-1], m) and lean_layout(grad_output)
+                and grad_output.shape == (*x.shape[:-1], m) and grad_output.flags.c_contiguous
                 and (result := _small_out(out, x, grad_output)) is not None):
             rows = x.size // (2 * m)
             xk, rk = x.reshape(rows, 2 * m), result.reshape(rows, 2 * m)
@@ -246,7 +244,7 @@ def make_gated(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
             rows, m = 1, math.prod(shape)
             shapes = [x.shape, b.shape]
         try:
-            g = broadcast_input(g, shape)
+            g = np.broadcast_to(g, shape)
         except ValueError:
             raise ValueError(f"{bname}: grad_output has shape {g.shape}, the forward's output has shape "
                              f"{shape}") from None
@@ -267,7 +265,7 @@ def make_gated(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
             operands = (xk, gate * m, xk, (1 - gate) * m, target, gate * m, target, (1 - gate) * m)
             run("backward", odt, rows, m, (gk, *operands), params)
             return odt.finish(result, out)
-        pair = [odt.kernel_array(broadcast_input(a, shape), (1, m)) for a in (x, b)]
+        pair = [odt.kernel_array(np.broadcast_to(a, shape), (1, m)) for a in (x, b)]
         direct = out is not None and all(o.shape == shape for o in out)
         targets = [odt.target(out[i] if direct else None, shape, (1, m), [g, x, b]) for i in range(2)]
         k = [t[0] for t in targets]

@@ -24,11 +24,9 @@ from ._arrays import (
     _same_view,
     _small_out,
     as_input,
-    broadcast_input,
     check_out,
     compute_dtype,
     is_bfloat16,
-    lean_layout,
     overlaps_partly,
     parallel_min_size,
     result_dtype,
@@ -188,7 +186,7 @@ def _mask(function: str, where: Any, shape: tuple[int, ...]) -> np.ndarray:
     if w.dtype != np.bool_:
         raise TypeError(f"{function}: where must be an array of booleans, got dtype {w.dtype}")
     try:
-        return broadcast_input(w, shape)
+        return np.broadcast_to(w, shape)
     except ValueError:
         raise ValueError(f"{function}: where has shape {w.shape}, which does not broadcast to {shape}") from None
 
@@ -220,7 +218,7 @@ def _lean_rows(a: np.ndarray, axis: Any) -> int:
     and the general path checks and plans the call."""
     dt = a.dtype
     if type(axis) is int and (dt is F32 or dt is F64) and a.ndim and (axis == -1 or axis == a.ndim - 1) \
-            and lean_layout(a):
+            and a.flags.c_contiguous:
         return a.shape[-1]
     return 0
 
@@ -328,10 +326,10 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         mask = _mask(bname, where, shape)
         if out is not None:
             check_out(bname, out, shape, rdt)
-        yc = masked_forward(broadcast_input(v, shape), mask, ax, None) if y is None else v
+        yc = masked_forward(np.broadcast_to(v, shape), mask, ax, None) if y is None else v
         mc = np.ascontiguousarray(mask)
-        gs = np.ascontiguousarray(broadcast_input(g, shape), dtype=cdt)
-        yc = np.ascontiguousarray(broadcast_input(np.asarray(yc, dtype=cdt), shape))
+        gs = np.ascontiguousarray(np.broadcast_to(g, shape), dtype=cdt)
+        yc = np.ascontiguousarray(np.broadcast_to(np.asarray(yc, dtype=cdt), shape))
         # the masked grad_output takes no part: selected into out where it can hold the
         # work (not y's memory, which the backward reads after), else a private array
         direct = (out is not None and out.dtype == cdt and out.flags.c_contiguous
@@ -352,7 +350,7 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
             return masked_backward(grad_output, x, y, where, axis, out)
         if (x is None and type(y) is ndarray and type(grad_output) is ndarray
                 and grad_output.dtype is y.dtype and grad_output.shape == y.shape
-                and lean_layout(grad_output) and (n := _lean_rows(y, axis))
+                and grad_output.flags.c_contiguous and (n := _lean_rows(y, axis))
                 and (result := (_small_out(out, grad_output, y) if out is grad_output
                                 else _small_out(out, y, grad_output))) is not None):
             _run_rows(kernels.rowwise["backward"], "backward",
@@ -369,7 +367,7 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         g, v, rdt, cdt, shape, ax = backward_inputs(grad_output, x if y is None else y, argname, axis)
         if out is not None:
             check_out(bname, out, shape, rdt)
-        gc, vc = broadcast_input(g.astype(cdt, copy=False), shape), broadcast_input(v.astype(cdt, copy=False), shape)
+        gc, vc = np.broadcast_to(g.astype(cdt, copy=False), shape), np.broadcast_to(v.astype(cdt, copy=False), shape)
         # the gradient is expressed through the output: given x, compute it first
         yc = _rowwise_new(kernels, "forward", ax, (np.negative(vc) if negated else vc,)) if y is None else vc
         return _rowwise_result(kernels, "backward", ax, (gc, yc), out, rdt)
