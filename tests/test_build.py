@@ -391,3 +391,41 @@ def test_full_vector_width_on_intel_avx512_for_the_kernels_only(tmp_path):
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got.pop("user") == 0, got
     assert all(n > 0 for n in got.values()), f"loops without zmm: {got}"
+
+
+def _signatures():
+    sigs = set()
+    for name, k in fa.KERNELS.items():
+        for attr, loops in k.__dict__.items():
+            if isinstance(loops, dict):
+                for loop, variants in loops.items():
+                    for v in variants:
+                        sigs.update((f"{name}.{attr}.{loop}.{v.__qualname__}", s) for s in v.signatures)
+    return sigs
+
+
+def test_broadcasting_compiles_no_read_only_twins():
+    """np.broadcast_to's views are read-only, and numba types a read-only array apart from
+    a writable one: the general paths that broadcast (grad_output against y, where= masks,
+    the two-tensor gated form, a reduction's grad_output) must not compile a second copy of
+    each kernel for writable inputs. The results are checked against the same calls on
+    arrays broadcast by hand."""
+    from fastact._arrays import PARALLEL_MIN_SIZE
+    rng = np.random.default_rng(5)
+    before = _signatures()
+    for n in (96, PARALLEL_MIN_SIZE * 2):
+        x = rng.standard_normal((2, n // 2)).astype(np.float32)
+        g_row = rng.standard_normal(n // 2).astype(np.float32)
+        g_full = np.repeat(g_row[None], 2, axis=0)
+        y = fa.softmax(x)
+        np.testing.assert_array_equal(fa.softmax_backward(g_row, y=y), fa.softmax_backward(g_full, y=y))
+        np.testing.assert_array_equal(fa.log_softmax_backward(g_row, x), fa.log_softmax_backward(g_full, x))
+        mask = x[0] > 0
+        np.testing.assert_array_equal(fa.softmax(x, where=mask), fa.softmax(x, where=np.repeat(mask[None], 2, 0)))
+        np.testing.assert_array_equal(fa.swiglu(x, g_row), fa.swiglu(x, g_full))
+        np.testing.assert_array_equal(fa.logsumexp_backward(np.float32(2), x), fa.logsumexp_backward(
+            np.full((), 2, np.float32), x))
+    added = _signatures() - before
+    twins = [(k, s) for k, s in added
+             if any(isinstance(a, numba.types.Array) and not a.mutable for a in s)]
+    assert not twins, twins

@@ -34,6 +34,7 @@ from ._arrays import (
     _same_view,
     _small_out,
     as_input,
+    broadcast_input,
     check_out,
     compute_dtype,
     half_view,
@@ -207,7 +208,7 @@ def make_gated(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
             operands = (xk, gate * m, xk, (1 - gate) * m)
             inputs = [x]
         else:
-            pair = [odt.kernel_array(np.broadcast_to(a, shape), (1, m)) for a in (x, b)]
+            pair = [odt.kernel_array(broadcast_input(a, shape), (1, m)) for a in (x, b)]
             operands = (pair[gate], 0, pair[1 - gate], 0)
             inputs = [x, b]
         target, result = odt.target(out, shape, (rows, m), inputs)
@@ -244,7 +245,7 @@ def make_gated(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
             rows, m = 1, math.prod(shape)
             shapes = [x.shape, b.shape]
         try:
-            g = np.broadcast_to(g, shape)
+            g = broadcast_input(g, shape)
         except ValueError:
             raise ValueError(f"{bname}: grad_output has shape {g.shape}, the forward's output has shape "
                              f"{shape}") from None
@@ -265,7 +266,7 @@ def make_gated(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
             operands = (xk, gate * m, xk, (1 - gate) * m, target, gate * m, target, (1 - gate) * m)
             run("backward", odt, rows, m, (gk, *operands), params)
             return odt.finish(result, out)
-        pair = [odt.kernel_array(np.broadcast_to(a, shape), (1, m)) for a in (x, b)]
+        pair = [odt.kernel_array(broadcast_input(a, shape), (1, m)) for a in (x, b)]
         direct = out is not None and all(o.shape == shape for o in out)
         targets = [odt.target(out[i] if direct else None, shape, (1, m), [g, x, b]) for i in range(2)]
         k = [t[0] for t in targets]

@@ -28,6 +28,7 @@ from ._arrays import (
     _result_dtype2,
     _returned,
     as_input,
+    broadcast_input,
     check_out,
     compute_dtype,
     parallel_min_size,
@@ -231,7 +232,7 @@ def make_reduction(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any
         axes = normalize_axes(bname, axis, x.ndim)
         reduced = _reduced_shape(x.shape, axes, bool(keepdims))
         try:  # grad_output of the forward's result's shape (or one that broadcasts to it)
-            gk = np.broadcast_to(g, reduced).reshape(_reduced_shape(x.shape, axes, True))
+            gk = broadcast_input(g, reduced).reshape(_reduced_shape(x.shape, axes, True))
         except ValueError:
             raise ValueError(f"{bname}: grad_output has shape {g.shape}, the forward's result has shape "
                              f"{reduced}") from None

@@ -24,6 +24,7 @@ from ._arrays import (
     _same_view,
     _small_out,
     as_input,
+    broadcast_input,
     check_out,
     compute_dtype,
     is_bfloat16,
@@ -186,7 +187,7 @@ def _mask(function: str, where: Any, shape: tuple[int, ...]) -> np.ndarray:
     if w.dtype != np.bool_:
         raise TypeError(f"{function}: where must be an array of booleans, got dtype {w.dtype}")
     try:
-        return np.broadcast_to(w, shape)
+        return broadcast_input(w, shape)
     except ValueError:
         raise ValueError(f"{function}: where has shape {w.shape}, which does not broadcast to {shape}") from None
 
@@ -326,10 +327,10 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         mask = _mask(bname, where, shape)
         if out is not None:
             check_out(bname, out, shape, rdt)
-        yc = masked_forward(np.broadcast_to(v, shape), mask, ax, None) if y is None else v
+        yc = masked_forward(broadcast_input(v, shape), mask, ax, None) if y is None else v
         mc = np.ascontiguousarray(mask)
-        gs = np.ascontiguousarray(np.broadcast_to(g, shape), dtype=cdt)
-        yc = np.ascontiguousarray(np.broadcast_to(np.asarray(yc, dtype=cdt), shape))
+        gs = np.ascontiguousarray(broadcast_input(g, shape), dtype=cdt)
+        yc = np.ascontiguousarray(broadcast_input(np.asarray(yc, dtype=cdt), shape))
         # the masked grad_output takes no part: selected into out where it can hold the
         # work (not y's memory, which the backward reads after), else a private array
         direct = (out is not None and out.dtype == cdt and out.flags.c_contiguous
@@ -367,7 +368,7 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         g, v, rdt, cdt, shape, ax = backward_inputs(grad_output, x if y is None else y, argname, axis)
         if out is not None:
             check_out(bname, out, shape, rdt)
-        gc, vc = np.broadcast_to(g.astype(cdt, copy=False), shape), np.broadcast_to(v.astype(cdt, copy=False), shape)
+        gc, vc = broadcast_input(g.astype(cdt, copy=False), shape), broadcast_input(v.astype(cdt, copy=False), shape)
         # the gradient is expressed through the output: given x, compute it first
         yc = _rowwise_new(kernels, "forward", ax, (np.negative(vc) if negated else vc,)) if y is None else vc
         return _rowwise_result(kernels, "backward", ax, (gc, yc), out, rdt)
