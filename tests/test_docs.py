@@ -76,3 +76,18 @@ def test_torch_module_docstring():
     import fastact.torch as ft
 
     _run(ft.__doc__, "fastact.torch")
+
+
+def test_examples_are_written_from_the_references():
+    """Each declaration's examples= is what tools/make_examples.py computes from the tests'
+    float64 references (run it to rewrite them): the doctests above then hold fastact to
+    those values, not to its own."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "make_examples.py"
+    spec = importlib.util.spec_from_file_location("make_examples", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.differences() == {}
+    assert set(tool.expected()) == set(fa.ACTIVATIONS)

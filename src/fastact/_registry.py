@@ -179,8 +179,9 @@ class Activation:
     formula: str = ""
     derivative: str = ""
     summary: str = ""
-    # what the docstrings' examples print (forward, backward), as NumPy's repr: written
-    # from the tests' float64 references, and checked by running them as doctests
+    # what the docstrings' examples print (forward, backward), as NumPy's repr: written by
+    # tools/make_examples.py from the tests' float64 references, and checked by running
+    # them as doctests
     examples: tuple[str, str] = ("", "")
     kind: str = "elementwise"
     # fastact.torch's module class name for an activation PyTorch lacks ("" : the name in
