@@ -48,12 +48,13 @@ class Kernels:
     @cached_property
     def channel(self) -> dict[str, tuple]:
         act = self.act
-        return self._variants(_channel_loops, act.forward_scalar, act.grad_scalar, act.grad_weight_scalar)
+        return self._variants(_channel_loops, act.forward_scalar, act.grad_scalar, act.kind_options["grad_weight"])
 
     @cached_property
     def channel_in_place(self) -> dict[str, tuple]:
         act = self.act
-        return self._variants(_channel_loops_in_place, act.forward_scalar, act.grad_scalar, act.grad_weight_scalar)
+        return self._variants(_channel_loops_in_place, act.forward_scalar, act.grad_scalar,
+                              act.kind_options["grad_weight"])
 
     @cached_property
     def rowwise(self) -> dict[str, tuple]:
@@ -61,7 +62,7 @@ class Kernels:
         act = self.act
         if act.kind_options.get("rule") == "simplex":
             return self._variants(_simplex_loops)  # sparsemax: a threshold per row, not exponentials
-        scalars = act.forward_scalar, act.row_constant_scalar, act.grad_term_scalar, act.grad_scalar
+        scalars = act.forward_scalar, act.kind_options["row_constant"], act.kind_options["grad_term"], act.grad_scalar
         return self._variants(_rowwise_loops, *scalars)
 
     @cached_property

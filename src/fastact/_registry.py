@@ -189,15 +189,11 @@ class Activation:
     module_name: str = ""
     # a check across parameters (hardtanh's min_val <= max_val), of the validated values
     params_check: Check | None = None
-    # channelwise only: d f / d weight, for the weight's gradient
-    grad_weight_scalar: Callable[..., float] | None = None
-    # rowwise only: the row's constant from the sum of exponentials, and the backward's
-    # per-element term whose row sum the gradient needs
-    row_constant_scalar: Callable[..., float] | None = None
-    grad_term_scalar: Callable[..., float] | None = None
     # what only the kind's own modules read (gated: "base", the element-wise activation's
     # name, and "gate", the half it applies to: 0 the first, 1 the second; rowwise:
-    # "negated", "masked_value", and "rule", "simplex" for sparsemax's loops)
+    # "negated", "masked_value", "row_constant" and "grad_term", the scalar functions of
+    # the row's constant and of the backward's per-element term, and "rule", "simplex"
+    # for sparsemax's loops; channelwise: "grad_weight", d f / d weight)
     kind_options: dict[str, Any] = field(default_factory=dict)
     # the natural NumPy expressions, numpy(x, *params) and numpy_grad(g, x, *params):
     # the peer that benchmarks compare against
@@ -303,8 +299,7 @@ def _check_declaration(kind: str, name: str, params: tuple[Param, ...], scalars:
 
 
 def _register(**fields: Any) -> Activation:
-    for key in ("forward_scalar", "grad_scalar", "grad_from_y_scalar", "grad2_scalar", "grad2_from_y_scalar",
-                "grad_weight_scalar", "row_constant_scalar", "grad_term_scalar"):
+    for key in ("forward_scalar", "grad_scalar", "grad_from_y_scalar", "grad2_scalar", "grad2_from_y_scalar"):
         fields[key] = _jitable(fields.get(key))
     act = Activation(**fields)
     REGISTRY[act.name] = act
@@ -368,7 +363,8 @@ def channelwise(
     _check_declaration("channelwise", name, (), {
         "forward": (forward, 2), "grad": (grad, 2), "grad_weight": (grad_weight, 2)})
     return _register(
-        name=name, forward_scalar=forward, grad_scalar=grad, grad_weight_scalar=grad_weight, kind="channelwise",
+        name=name, forward_scalar=forward, grad_scalar=grad, kind="channelwise",
+        kind_options={"grad_weight": _jitable(grad_weight)},
         formula=formula, derivative=derivative, summary=summary, examples=examples, numpy=numpy, numpy_grad=numpy_grad,
         torch_out=torch_out, torch_grad_out=torch_grad_out,
     )
@@ -407,8 +403,9 @@ def rowwise(
         "element": (element, 4), "row_constant": (row_constant, 1), "grad_term": (grad_term, 2), "grad": (grad, 3)})
     return _register(
         name=name, forward_scalar=element, grad_scalar=grad, grad_from_y_scalar=grad,
-        row_constant_scalar=row_constant, grad_term_scalar=grad_term, kind="rowwise",
-        kind_options={"negated": negated, "masked_value": masked_value},
+        kind="rowwise", kind_options={
+            "negated": negated, "masked_value": masked_value,
+            "row_constant": _jitable(row_constant), "grad_term": _jitable(grad_term)},
         formula=formula, derivative=derivative, summary=summary, examples=examples, numpy=numpy, numpy_grad=numpy_grad,
         torch_out=torch_out, torch_grad_out=torch_grad_out, torch_grad_from=("y",),
     )
