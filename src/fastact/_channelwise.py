@@ -32,6 +32,7 @@ from ._docs import _ARRAY, _OUT, EXAMPLE_WEIGHT, _backward_doc, _forward_doc, _n
 from ._kernels import Kernels
 from ._kinds import Kind
 from ._loops_channel import channel_totals_columns, channel_totals_rows
+from ._memo import Memo
 from ._registry import Activation
 
 # --- channel-wise (prelu) ---------------------------------------------------------------------
@@ -116,7 +117,7 @@ class _ChannelPlan:
             channel_totals_columns(partial, compensation, totals)
 
 
-_channel_plans: dict[tuple, _ChannelPlan] = {}
+_channel_plans = Memo(256)
 
 
 def _channel_plan(function: str, x: np.ndarray, w: np.ndarray, axis: Any) -> _ChannelPlan:
@@ -127,9 +128,7 @@ def _channel_plan(function: str, x: np.ndarray, w: np.ndarray, axis: Any) -> _Ch
     if plan is None:
         plan = _ChannelPlan(*_channel_layout(function, x, w, axis))
         if key is not None:
-            if len(_channel_plans) > 256:
-                _channel_plans.clear()
-            _channel_plans[key] = plan
+            _channel_plans.remember(key, plan)
     return plan
 
 

@@ -43,6 +43,7 @@ from ._arrays import (
 from ._docs import _ARRAY, _OUT, _backward_doc, _forward_doc, _named
 from ._kernels import Kernels
 from ._kinds import Kind
+from ._memo import Memo
 from ._registry import Activation
 
 # --- the public functions -----------------------------------------------------------------
@@ -79,10 +80,10 @@ class Binder:
             self.typed_defaults = {dt: tuple(dt.type(v) for v in self.default_values) for dt in (F32, F64)}
         # validated, typed parameters of recent calls: a loop calling leaky_relu(x, 0.2)
         # pays for validation once
-        self._memo: dict[np.dtype, dict[tuple, tuple]] = {}  # per dtype; float32's at hand
-        self._memo32 = self._memo.setdefault(F32, {})
-        self._positional: dict[tuple, tuple[float, ...]] = {}
-        self.typed_pairs: dict[tuple, tuple[tuple, tuple]] = {}
+        self._memo: dict[np.dtype, Memo] = {}  # per dtype; float32's at hand
+        self._memo32 = self._memo.setdefault(F32, Memo())
+        self._positional = Memo()
+        self.typed_pairs = Memo()
 
     def bind(self, args: tuple, kwargs: dict) -> tuple[float, ...] | None:
         """The validated parameter values, or None when all are the defaults."""
@@ -109,14 +110,7 @@ class Binder:
                 raise TypeError(f"{self.function}() got multiple values for argument {key!r}")
             values[i] = value
         checked = self.act.validate(self.function, tuple(values))
-        if not kwargs:
-            if len(self._positional) > 64:
-                self._positional.clear()
-            try:
-                self._positional[args] = checked
-            except TypeError:
-                pass
-        return checked
+        return self._positional.remember(args, checked) if not kwargs else checked
 
     def call_params(self, args: tuple, kwargs: dict) -> tuple[tuple, tuple]:
         """typed_pair's result, found in one dictionary lookup for positional parameters
@@ -136,14 +130,7 @@ class Binder:
         call finds them in one dictionary lookup, building nothing)."""
         values = self.bind(args, kwargs) if args or kwargs else None
         pair = (self.typed(values, F32), self.typed(values, F64))
-        if not kwargs:
-            if len(self.typed_pairs) > 64:
-                self.typed_pairs.clear()
-            try:
-                self.typed_pairs[args] = pair
-            except TypeError:  # unhashable (an array as a parameter): not remembered
-                pass
-        return pair
+        return self.typed_pairs.remember(args, pair) if not kwargs else pair
 
     def given_or_default(self, values: tuple[float, ...] | None) -> tuple[float, ...]:
         """values, or the validated defaults (raising when a required parameter is missing)."""
@@ -156,13 +143,9 @@ class Binder:
     def typed(self, values: tuple[float, ...] | None, dtype: np.dtype) -> tuple:
         if values is None:
             return self.typed_defaults[dtype]
-        memo = self._memo32 if dtype is F32 else self._memo.setdefault(dtype, {})
+        memo = self._memo32 if dtype is F32 else self._memo.setdefault(dtype, Memo())
         typed = memo.get(values)
-        if typed is None:
-            if len(memo) > 64:
-                memo.clear()
-            typed = memo[values] = tuple(dtype.type(v) for v in values)
-        return typed
+        return typed if typed is not None else memo.remember(values, tuple(dtype.type(v) for v in values))
 
 
 

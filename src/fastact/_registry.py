@@ -21,6 +21,8 @@ from typing import Any
 
 from numba.extending import overload
 
+from ._memo import Memo
+
 __all__ = ["PIECEWISE_LINEAR", "Activation", "Check", "Param", "REGISTRY", "elementwise", "channelwise", "rowwise",
            "simplex", "gated", "reduction"]
 
@@ -143,7 +145,7 @@ not_nan = Check(_is_not_nan, lambda v: "must not be nan")
 
 
 # (function, raw parameter values) -> validated values, for repeated calls
-_VALIDATED: dict[tuple, tuple[float, ...]] = {}
+_VALIDATED = Memo(256)
 
 
 @dataclass(eq=False)
@@ -237,13 +239,7 @@ class Activation:
         checked = tuple(p.validate(function, v) for p, v in zip(self.params, values, strict=True))
         if self.params_check is not None and not self.params_check.valid(*checked):
             raise ValueError(f"{function}: {self.params_check.describe(*checked)}")
-        if len(_VALIDATED) > 256:
-            _VALIDATED.clear()
-        try:
-            _VALIDATED[key] = checked
-        except TypeError:
-            pass
-        return checked
+        return _VALIDATED.remember(key, checked)
 
     def require_x(self, function: str, x: Any, y: Any) -> None:
         """For a backward that needs x (the forward's input), given x or y=: raises
