@@ -94,6 +94,18 @@ def _max_of(a, m):
 
 
 @register_jitable
+def _max_of_long(a):
+    """The maximum of a, 64 elements or more. LLVM vectorises _max_of's loop 64 float32
+    lanes at a time and leaves the rest to a scalar loop (a row of 300 elements: 44 scalar
+    steps); max is idempotent, so the last partial step is instead the 64 elements that
+    end a, overlapping the ones before."""
+    n = a.shape[0]
+    body = n - n % _PAD
+    m = _max_of(a[:body], a[0])
+    return m if body == n else _max_of(a[n - _PAD:], m)
+
+
+@register_jitable
 def _sum_of(a):
     """The sum of a in float64."""
     full_width()
@@ -155,7 +167,7 @@ def _rowwise_loops(element, row_constant, term, grad, token):
                 for i in range(first, last):
                     outr = out[i]
                     xr = outr if x is None else x[i]
-                    m = _max_of(xr, xr[0])
+                    m = _max_of_long(xr)
                     # in place, x must survive until the output pass: the exponentials go to d
                     er = d[:n] if x is None else outr
                     eb, xb = er[:body], xr[:body]
@@ -176,9 +188,21 @@ def _rowwise_loops(element, row_constant, term, grad, token):
             else:
                 for b in range(first, last, block):
                     nb = min(block, last - b)
-                    for i in range(nb):
-                        xr = out[b + i] if x is None else x[b + i]
-                        maxima[i] = _max_of(xr, xr[0])
+                    if n < _PAD:
+                        # the maximum of a row shorter than 64 elements is a scalar loop (0.6
+                        # ns per float32 element, against 0.2 for a row of 64): down the
+                        # block's columns instead (of 32 rows or more), vectorised across its
+                        # rows (0.29 ns per element, measured)
+                        xb = out[b:b + nb] if x is None else x[b:b + nb]
+                        mb = maxima[:nb]
+                        mb[:] = xb[:, 0]
+                        for k in range(1, n):
+                            col = xb[:, k]
+                            for i in range(nb):
+                                mb[i] = _maxnum(mb[i], col[i])
+                    else:
+                        for i in range(nb):
+                            maxima[i] = _max_of_long(out[b + i] if x is None else x[b + i])
                     for i in range(nb):
                         xr = out[b + i] if x is None else x[b + i]
                         di, li = d[i * n:(i + 1) * n], lo[i * n:(i + 1) * n]
