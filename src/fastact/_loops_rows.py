@@ -94,12 +94,14 @@ def _max_of(a, m):
 
 
 @register_jitable
-def _max_of_long(a):
-    """The maximum of a, 64 elements or more. LLVM vectorises _max_of's loop 64 float32
-    lanes at a time and leaves the rest to a scalar loop (a row of 300 elements: 44 scalar
-    steps); max is idempotent, so the last partial step is instead the 64 elements that
-    end a, overlapping the ones before."""
+def _max_of_row(a):
+    """The maximum of a (not empty; NaN: as _max_of). LLVM vectorises _max_of's loop 64
+    float32 lanes at a time and leaves the rest to a scalar loop (a row of 300 elements:
+    44 scalar steps); max is idempotent, so where a has 64 elements or more its last
+    partial step is instead the 64 elements that end it, overlapping the ones before."""
     n = a.shape[0]
+    if n < _PAD:
+        return _max_of(a, a[0])
     body = n - n % _PAD
     m = _max_of(a[:body], a[0])
     return m if body == n else _max_of(a[n - _PAD:], m)
@@ -167,7 +169,7 @@ def _rowwise_loops(element, row_constant, term, grad, token):
                 for i in range(first, last):
                     outr = out[i]
                     xr = outr if x is None else x[i]
-                    m = _max_of_long(xr)
+                    m = _max_of_row(xr)
                     # in place, x must survive until the output pass: the exponentials go to d
                     er = d[:n] if x is None else outr
                     eb, xb = er[:body], xr[:body]
@@ -202,7 +204,7 @@ def _rowwise_loops(element, row_constant, term, grad, token):
                                 mb[i] = _maxnum(mb[i], col[i])
                     else:
                         for i in range(nb):
-                            maxima[i] = _max_of_long(out[b + i] if x is None else x[b + i])
+                            maxima[i] = _max_of_row(out[b + i] if x is None else x[b + i])
                     for i in range(nb):
                         xr = out[b + i] if x is None else x[b + i]
                         di, li = d[i * n:(i + 1) * n], lo[i * n:(i + 1) * n]

@@ -32,7 +32,7 @@ from numba.extending import register_jitable
 
 from ._loops_channel import _task_span
 from ._loops_map import full_width, narrow
-from ._loops_rows import _add_reassociable, _max_of, _maxnum
+from ._loops_rows import _add_reassociable, _max_of_row, _maxnum
 from ._math import lit
 
 _PASSES = 32
@@ -165,7 +165,7 @@ def _simplex_loops(token, passes=_PASSES):
             for i in range(t * rows_per_task, min((t + 1) * rows_per_task, rows)):
                 outr = out[i]
                 xr = outr if x is None else x[i]
-                m = np.float64(_max_of(xr, xr[0]))
+                m = np.float64(_max_of_row(xr))
                 tau = _threshold(xr, m, buf, passes)
                 for k in range(n):  # reads xr[k] before writing outr[k]: they may be one
                     outr[k] = narrow(outr, _clip((np.float64(xr[k]) - m) - tau))
