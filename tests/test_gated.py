@@ -4,6 +4,7 @@ floats, broadcasting, the parallel path, bad input, dask and xarray."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -220,6 +221,32 @@ def test_parallel_path_matches_serial(name):
     _check_forward(name, (), f(rows, axis=0), *_split(rows, 0))
     # the serial kernel on a slice gives the same bits as the parallel one
     np.testing.assert_array_equal(f(first[:2048], second[:2048]), y[:2048])
+
+
+@pytest.mark.parametrize("cols", [1000, 1088])
+@pytest.mark.parametrize("name", NAMES)
+def test_large_split_form_prefetching_pieces(name, cols):
+    """Out of cache (over 2^20 result elements), rows of 512 or more go in pieces of 64
+    columns, each asking for the lines of a piece further on: a row's last piece is short
+    (1000) or whole (1088), the lines asked for lie in the next row or past the task's."""
+    rng = np.random.default_rng(5)
+    rows = (1 << 20) // cols + 3
+    x = rng.normal(0, 3, (rows, 2 * cols)).astype(np.float32)
+    g = rng.normal(0, 1, (rows, cols)).astype(np.float32)
+    first, second = (np.ascontiguousarray(h) for h in _split(x, 1))
+    f, b = fa.ACTIVATIONS[name].forward, fa.ACTIVATIONS[name].backward
+    y = f(x)
+    _check_forward(name, (), y.ravel(), first.ravel(), second.ravel())
+    np.testing.assert_array_equal(y, f(first, second))  # the two-array form: no pieces, the same bits
+    grad = b(g, x)
+    _check_backward(name, (), [h.ravel() for h in _split(grad, 1)], g.ravel(), first.ravel(), second.ravel())
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)  # the serial kernel: one task of every row
+    try:
+        np.testing.assert_array_equal(f(x), y)
+        np.testing.assert_array_equal(b(g, x), grad)
+    finally:
+        numba.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

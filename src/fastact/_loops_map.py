@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import prange
+from numba.core import cgutils
 from numba.core import types as nbtypes
 from numba.extending import intrinsic, overload
 
@@ -101,6 +102,38 @@ def _float_to_bfloat(typingctx, value):
         return builder.trunc(builder.select(nan, builder.or_(upper, c(0x40)), rounded), ir.IntType(16))
 
     return nbtypes.int16(value), codegen
+
+
+@intrinsic
+def prefetch(typingctx, a, i):
+    """Asks for the cache line of element i of the C-contiguous array a, counted in its
+    order in memory (read, kept in every cache level); an address outside the array is
+    not an error, as a prefetch never faults."""
+    if not isinstance(a, nbtypes.Array) or a.layout != "C" or not isinstance(i, nbtypes.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        pointer = builder.gep(data, [args[1]])
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        # (address, 0: read, 3: keep in all levels, 1: data)
+        builder.call(fn, [pointer, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return nbtypes.none(a, i), codegen
+
+
+def per_line(a):
+    """How many of array a's elements a 64-byte cache line holds, a constant of its type
+    (``a.itemsize`` is read from the array at run time)."""
+
+
+@overload(per_line, inline="always")
+def _per_line(a):
+    n = 64 // (a.dtype.bitwidth // 8)
+    return lambda a: n
 
 
 def widen(v):
