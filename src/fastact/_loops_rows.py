@@ -144,6 +144,21 @@ inline_jitable(below_max)
 inline_jitable(exp_below_max)
 
 
+def _grad_tail(grad, of, gf, yf, start, stop, gt, yt, rt):
+    """of[k] = grad(gf[k], yf[k], r) for k in [start, stop), fewer than _PAD elements,
+    through the buffers gt, yt and rt (the row sums, filled by the caller) of _PAD: padded,
+    the vectorised loop leaves no remainder (the padding is computed and unused)."""
+    rest = stop - start
+    gt[:rest] = gf[start:stop]
+    yt[:rest] = yf[start:stop]
+    for k in range(_PAD):
+        gt[k] = narrow(gt, grad(gt[k], yt[k], rt[k]))
+    of[start:stop] = gt[:rest]
+
+
+inline_jitable(_grad_tail)
+
+
 def _rowwise_loops(element, row_constant, term, grad, token):
     # A task's rows go by blocks of about _ROW_BLOCK elements, each pass over all rows of
     # the block before the next pass: a short row's passes are each a chain of dependent
@@ -159,7 +174,8 @@ def _rowwise_loops(element, row_constant, term, grad, token):
         for t in prange(n_tasks):
             # in x's dtype: a float64 scratch would make LLVM vectorise the float32 exp
             # eight lanes at a time instead of sixteen (measured: 2x slower)
-            d = np.empty(block * n + _PAD, out.dtype)  # x - m, then exp(x - m)
+            # x - m, then exp(x - m); a long row's exponentials go to out, or to d in place
+            d = np.empty((n if x is None else 1) if n >= _LONG_ROW else block * n + _PAD, out.dtype)
             lo = np.empty(_PAD if n >= _LONG_ROW else block * n + _PAD, out.dtype)  # the rounding error of x - m
             maxima = np.empty(block, out.dtype)
             constants = np.empty(block)
@@ -261,12 +277,8 @@ def _rowwise_loops(element, row_constant, term, grad, token):
                     for k in range(body):  # reads gb[k] and yb[k] before writing ob[k]: they may be one
                         ob[k] = narrow(ob, grad(gb[k], yb[k], si))
                     if body < n:
-                        rest = n - body
-                        gt[:rest] = gf[lo + body:lo + n]
-                        yt[:rest] = yf[lo + body:lo + n]
-                        for k in range(_PAD):
-                            gt[k] = narrow(gt, grad(gt[k], yt[k], si))
-                        of[lo + body:lo + n] = gt[:rest]
+                        rt[:] = si
+                        _grad_tail(grad, of, gf, yf, lo + body, lo + n, gt, yt, rt)
             else:
                 for b in range(first, last, block):
                     nb = min(block, last - b)
@@ -287,13 +299,8 @@ def _rowwise_loops(element, row_constant, term, grad, token):
                     for k in range(body):  # reads gb[k] and yb[k] before writing ob[k]: they may be one
                         ob[k] = narrow(ob, grad(gb[k], yb[k], r[k]))
                     if body < size:
-                        rest = size - body
-                        gt[:rest] = gf[lo + body:lo + size]
-                        yt[:rest] = yf[lo + body:lo + size]
-                        rt[:rest] = r[body:size]
-                        for k in range(_PAD):
-                            gt[k] = narrow(gt, grad(gt[k], yt[k], rt[k]))
-                        of[lo + body:lo + size] = gt[:rest]
+                        rt[:size - body] = r[body:size]
+                        _grad_tail(grad, of, gf, yf, lo + body, lo + size, gt, yt, rt)
 
     def forward_columns(x, out, block):
         # Not in place (x given), each row's exponentials are kept in out until the
