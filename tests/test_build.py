@@ -41,13 +41,9 @@ USE_KERNELS = textwrap.dedent("""
     for name, built in UFUNC_LOOPS.items():
         for c in built.loops:
             stats[f"ufunc.{name}.{c.__qualname__}"] = [c.cache_hits, int(not c.cache_hits)]
-    for name, k in fa.KERNELS.items():
-        for attr, loops in k.__dict__.items():
-            if isinstance(loops, dict):
-                for loop, variants in loops.items():
-                    for v in variants:
-                        stats[f"{name}.{attr}.{loop}.{v.__qualname__}"] = [
-                            sum(v.stats.cache_hits.values()), sum(v.stats.cache_misses.values())]
+    for k in fa.KERNELS.values():
+        for label, v in k.built():
+            stats[label] = [sum(v.stats.cache_hits.values()), sum(v.stats.cache_misses.values())]
     from fastact._rowwise import _SELECT
     for v in _SELECT[0]:
         stats[f"rowwise.masked_select.{v.__qualname__}"] = [
@@ -394,14 +390,7 @@ def test_full_vector_width_on_intel_avx512_for_the_kernels_only(tmp_path):
 
 
 def _signatures():
-    sigs = set()
-    for name, k in fa.KERNELS.items():
-        for attr, loops in k.__dict__.items():
-            if isinstance(loops, dict):
-                for loop, variants in loops.items():
-                    for v in variants:
-                        sigs.update((f"{name}.{attr}.{loop}.{v.__qualname__}", s) for s in v.signatures)
-    return sigs
+    return {(label, s) for k in fa.KERNELS.values() for label, v in k.built() for s in v.signatures}
 
 
 def test_broadcasting_compiles_no_read_only_twins():

@@ -3,7 +3,9 @@ factories of ``_loops_*.py`` and cached on disk (see ``_cache.py``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +26,15 @@ class Kernels:
 
     def __init__(self, act: Activation) -> None:
         self.act = act
+
+    def built(self) -> Iterator[tuple[str, Any]]:
+        """(a label, the dispatcher) of each loop variant made so far (the cached
+        properties' dicts): what the build tests count compilations and signatures of."""
+        for attr, loops in self.__dict__.items():
+            if isinstance(loops, dict):
+                for loop, variants in loops.items():
+                    for v in variants:
+                        yield f"{self.act.name}.{attr}.{loop}.{v.__qualname__}", v
 
     def _variants(self, loop_factory, *scalars) -> dict[str, tuple]:
         loops = loop_factory(*scalars, SOURCE_TOKEN)
