@@ -223,12 +223,13 @@ def test_parallel_path_matches_serial(name):
     np.testing.assert_array_equal(f(first[:2048], second[:2048]), y[:2048])
 
 
-@pytest.mark.parametrize("cols", [1000, 1088])
+@pytest.mark.parametrize("cols", [600, 1000, 1088])
 @pytest.mark.parametrize("name", NAMES)
 def test_large_split_form_prefetching_pieces(name, cols):
     """Out of cache (over 2^20 result elements), rows of 512 or more go in pieces of 64
     columns, each asking for the lines of a piece further on: a row's last piece is short
-    (1000) or whole (1088), the lines asked for lie in the next row or past the task's."""
+    (600, 1000) or whole (1088), the lines asked for lie in the next row, two rows on
+    (600: none asked for), or past the task's."""
     rng = np.random.default_rng(5)
     rows = (1 << 20) // cols + 3
     x = rng.normal(0, 3, (rows, 2 * cols)).astype(np.float32)

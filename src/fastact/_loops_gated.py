@@ -81,10 +81,11 @@ def _prefetch_ahead(x, i, i1, at, c, w):
     span [at, at + w) of x, or past its end, in the same span of row i + 1 (if the task's
     rows [i, i1) have it)."""
     ahead = c + _AHEAD
-    past = ahead >= w  # in the next row (rows are at least _AHEAD / 2 long: _pieces)
-    r = i + past
-    if r < i1:
-        start = r * x.shape[1] + at + ahead - past * w
+    past = ahead >= w  # in the next row
+    t = ahead - past * w
+    # t >= w: a row shorter than _AHEAD, whose piece that far on is two rows away
+    if i + past < i1 and t < w:
+        start = (i + past) * x.shape[1] + at + t
         for q in range(0, _PIECE, per_line(x)):
             prefetch(x, start + q)
 
