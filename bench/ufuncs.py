@@ -1,7 +1,8 @@
-"""fa.ufuncs.NAME against fa.NAME: every element-wise activation, float32 and float64,
-forward and backward, into an existing output and in place, on one thread.
+"""fa.ufuncs.NAME against fa.NAME: every element-wise activation, float32 and float64
+(and float16 with --dtype float16), forward and backward, into an existing output and in
+place, on one thread.
 
-    python bench/ufuncs.py [--n 1000000] [--repeat 7]
+    python bench/ufuncs.py [--n 1000000] [--repeat 7] [--dtype float32 float64 float16]
 
 Prints fa.NAME's time / the ufunc's (1.0: as fast), best of --repeat, in one process.
 In place, each call first restores its input (applied again and again, an activation
@@ -38,7 +39,9 @@ def cases(name: str, dtype, n: int):
     x = (rng.standard_normal(n) * 3).astype(dtype)
     g = rng.standard_normal(n).astype(dtype)
     public = act.example_params
-    numeric = act.validate(name, public)  # a choice by its index, as the ufuncs take it
+    # a choice by its index, as the ufuncs take it; Python floats, which take a float16
+    # loop's float32 parameters (a NumPy float64 would promote float16 to float64)
+    numeric = tuple(map(float, act.validate(name, public)))
     out = np.empty_like(x)
     fwd, bwd = getattr(fa.ufuncs, name), getattr(fa.ufuncs, f"{name}_backward")
     f, b = getattr(fa, name), getattr(fa, f"{name}_backward")
@@ -61,13 +64,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--dtype", nargs="+", default=["float32", "float64"], choices=["float32", "float64", "float16"])
     args = parser.parse_args()
     numba.set_num_threads(1)
     print(f"{platform.processor() or platform.machine()}, numba {numba.__version__}, 1 thread, "
           f"{args.n} elements; fa.NAME time / fa.ufuncs.NAME time")
     names = [n for n, a in fa.ACTIVATIONS.items() if a.kind == "elementwise"]
     ratios: dict[str, list[float]] = {}
-    for dtype in (np.float32, np.float64):
+    for dtype in map(np.dtype, args.dtype):
         for name in names:
             row = []
             for what, (public, ufunc, restore) in cases(name, dtype, args.n).items():
@@ -75,9 +79,9 @@ def main() -> None:
                 base = best(restore, args.repeat) if restore else 0.0
                 r = (best(public, args.repeat) - base) / (best(ufunc, args.repeat) - base)
                 row.append(f"{what} {r:.2f}")
-                key = ("with parameters " if fa.ACTIVATIONS[name].params else "without ") + what
+                key = f"{dtype.name} " + ("with parameters " if fa.ACTIVATIONS[name].params else "without ") + what
                 ratios.setdefault(key, []).append(r)
-            print(f"{np.dtype(dtype).name:8} {name:12} " + ", ".join(row))
+            print(f"{dtype.name:8} {name:12} " + ", ".join(row))
     for key, rs in ratios.items():
         print(f"{key}: median {statistics.median(rs):.2f}, min {min(rs):.2f}")
 

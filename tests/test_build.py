@@ -181,6 +181,33 @@ def test_ufunc_with_parameters_vectorises():
             assert PACKED_MATH.search(asm), f"{name} {np.dtype(dtype)}: the ufunc loop did not vectorise"
 
 
+HALF_WIDEN = re.compile(r"\bvcvtph2psx?\s+[^\n]*%[yz]mm")
+HALF_NARROW = re.compile(r"\bvcvtps2phx?\w*\s+[^\n]*%[yz]mm")
+
+
+def test_float16_conversions_vectorise(tmp_path):
+    """float16 is widened and rounded 8 or 16 at a time (packed F16C or AVX-512 converts),
+    in the flat kernels on uint16 views and in the ufuncs' float16 loop (compiled afresh in
+    a subprocess: code loaded from the cache keeps no assembly)."""
+    from fastact._arrays import half_kernels
+
+    if not half_kernels():
+        pytest.skip("this CPU target has no F16C: float16 goes through float32 copies")
+    x = np.ones(64, np.uint16)
+    flat = _asm(fa.KERNELS["silu"].forward["flat"][0], x, x.copy(), ())
+    code = textwrap.dedent("""
+        import fastact as fa
+        from fastact._loops_ufunc import UFUNC_LOOPS
+        fa.ufuncs.silu
+        print(next(c for c in UFUNC_LOOPS["silu"].loops if c.__qualname__.endswith("float16"))._library.get_asm_str())
+    """)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    loop = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                          timeout=600).stdout
+    for which, asm in (("flat kernel", flat), ("ufunc loop", loop)):
+        assert HALF_WIDEN.search(asm) and HALF_NARROW.search(asm), f"silu {which}: no packed float16 conversion"
+
+
 def _interleaved_saves(cls, path):
     """Two processes save different signatures of one kernel, as under a cold cache in a
     process pool: both read the index before either wrote it, and A's data file reaches

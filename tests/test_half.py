@@ -13,6 +13,7 @@ import fastact as fa
 from fastact._arrays import PARALLEL_MIN_SIZES, half_kernels
 
 from .conftest import ELEMENTWISE
+from .references import first_params, numeric_params
 
 try:
     import ml_dtypes
@@ -76,15 +77,84 @@ def test_every_16_bit_value_is_the_float32_result_rounded_once(name, half):
 
 
 @pytest.mark.parametrize("half", HALVES)
-def test_16_bit_strided_and_mixed_take_the_float32_copies(half):
-    """Layouts the one-pass kernels do not take give the same values through float32 copies."""
+def test_16_bit_layouts_the_flat_kernels_do_not_take(half):
+    """Strided, reversed, broadcast, a strided out and an out partly overlapping x give
+    the same values (float16 through the ufunc's float16 loop where the CPU has F16C,
+    else through float32 copies)."""
     x = every(half)[::3]
     same(fa.gelu(x), rounded(fa.gelu(x.astype(F32)), half))
+    same(fa.elu(x[::-1], 0.5), rounded(fa.elu(x[::-1].astype(F32), 0.5), half))
     ones = np.ones(x.size, F32)
     same(fa.silu_backward(ones.astype(half), x), rounded(fa.silu_backward(ones, x.astype(F32)), half))
     out = np.empty((2, x.size), half)[:, ::2][0]  # a strided out
     fa.sigmoid(every(half)[: out.size], out=out)
     same(out, rounded(fa.sigmoid(every(half)[: out.size].astype(F32)), half))
+    grid = every(half)[: 256 * 255].reshape(256, 255)
+    g = np.random.default_rng(5).normal(size=(1, 255)).astype(half)  # broadcast along the rows
+    got = fa.tanh_backward(g, y=fa.tanh(grid))
+    assert got.shape == grid.shape
+    same(got.ravel(), rounded(fa.tanh_backward(g.astype(F32), y=fa.tanh(grid).astype(F32)), half).ravel())
+    buf = every(half)[:5000].copy()
+    want = rounded(fa.softsign(buf[1:].astype(F32)), half)
+    fa.softsign(buf[1:], out=buf[:-1])  # out one element behind x
+    same(buf[:-1], want)
+
+
+# no, one and two parameters; with a y= backward; a parameter whose values can be invalid
+UFUNC_NAMES = ["gelu", "silu", "leaky_relu", "hardtanh", "softplus", "elu", "sigmoid"]
+needs_f16c = pytest.mark.skipif(not half_kernels(), reason="this CPU target has no F16C: no float16 loops")
+
+
+@needs_f16c
+@pytest.mark.parametrize("name", UFUNC_NAMES)
+def test_float16_ufunc_loops_on_every_value(name):
+    """fa.ufuncs take float16 to float16 through their own loop (listed first, so that NumPy
+    picks it): every value, the float32 result rounded once, into out= (strided and
+    reversed too), in place, with parameters broadcast or varying along the array."""
+    with np.errstate(invalid="ignore", over="ignore"):  # NumPy reports the NaN inputs' compares
+        _float16_ufunc_loops_on_every_value(name)
+
+
+def _float16_ufunc_loops_on_every_value(name):
+    act = fa.ACTIVATIONS[name]
+    p = numeric_params(name, first_params(name))
+    u, ub = getattr(fa.ufuncs, name), getattr(fa.ufuncs, f"{name}_backward")
+    n = len(p)
+    assert u.types[:3] == ["e" + "f" * n + "->e", "f" * (n + 1) + "->f", "d" * (n + 1) + "->d"]
+    assert ub.types[0] == "ee" + "f" * n + "->e"
+    x16 = every(F16)
+    x32 = x16.astype(F32)
+    g = np.random.default_rng(7).normal(size=x16.size).astype(F16)
+    want = rounded(u(x32, *p))
+    same(u(x16, *p), want)
+    if not n:  # int8 to float16, as np.exp (with a Python float parameter, NumPy gives float64)
+        i8 = np.arange(-128, 128, dtype=np.int8)
+        same(u(i8), rounded(u(i8.astype(F32))))
+    out = np.empty(2 * x16.size, F16)
+    assert u(x16[::-1], *p, out=out[::-2]).base is out
+    same(out[::-2][::-1], want)
+    buf = x16.copy()
+    u(buf, *p, out=buf)
+    same(buf, want)
+    same(ub(g, x16, *p), rounded(ub(g.astype(F32), x32, *p)))
+    if act.supports_y:
+        y16 = rounded(u(x32, *p))
+        same(getattr(fa.ufuncs, f"{name}_backward_from_y")(g[::2], y16[::2], *p),
+             rounded(getattr(fa.ufuncs, f"{name}_backward_from_y")(g[::2].astype(F32), y16[::2].astype(F32), *p)))
+    if n:  # the first parameter varying along the array: runs of equal values
+        other = {"gelu": 1.0, "leaky_relu": 0.3, "hardtanh": -2.0, "softplus": 3.0, "elu": 0.25}[name]
+        first = np.where(np.arange(x16.size) // 7 % 2 == 1, np.float32(other), np.float32(p[0]))
+        rest = p[1:]
+        expected = np.where(first == np.float32(other), u(x32, other, *rest), u(x32, *p))
+        same(u(x16, first, *rest), rounded(expected))
+
+
+@needs_f16c
+def test_float16_ufunc_invalid_parameters_give_nan():
+    x = every(F16)[:1000]
+    with np.errstate(invalid="ignore"):
+        got = fa.ufuncs.hardtanh(x, 2.0, -1.0)  # min_val above max_val
+    assert got.dtype == F16 and np.isnan(got).all()
 
 
 @pytest.mark.skipif(BF16 is None, reason="needs ml_dtypes")
@@ -133,7 +203,8 @@ def test_float16_runs_the_one_pass_kernels():
 
 def test_without_f16c_float16_goes_through_float32_copies(tmp_path):
     """A target without F16C (forced in a subprocess) keeps float16 right, through float32
-    copies: LLVM would make the half conversions library calls there."""
+    copies: LLVM would make the half conversions library calls there, so the ufuncs have
+    no float16 loop."""
     import os
     import platform
     import subprocess
@@ -149,9 +220,10 @@ def test_without_f16c_float16_goes_through_float32_copies(tmp_path):
         "    want = fa.gelu(x.astype(np.float32)).astype(np.float16)\n"
         "got = fa.gelu(x)\n"
         "ok = (got.view(np.uint16) == want.view(np.uint16)) | (np.isnan(got) & np.isnan(want))\n"
-        "print(half_kernels(), bool(ok.all()))\n"
+        "print(half_kernels(), bool(ok.all()), fa.ufuncs.silu.types[0], fa.ufuncs.silu(x).dtype)\n"
     )
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), NUMBA_CPU_NAME="x86-64", NUMBA_CPU_FEATURES="+sse2")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
                          timeout=900)
-    assert out.stdout.split() == ["False", "True"]
+    # the ufuncs have no float16 loop there: float16 input casts to float32, as NumPy's casts go
+    assert out.stdout.split() == ["False", "True", "f->f", "float32"]

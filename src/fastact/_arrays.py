@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _threading
 from ._kernels import Kernels
+from ._loops_map import half_kernels
 
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 
@@ -318,19 +319,6 @@ def run_elementwise(
 
 
 U16, I16 = np.dtype(np.uint16), np.dtype(np.int16)
-_half_kernels: bool | None = None
-
-
-def half_kernels() -> bool:
-    """Whether the target numba compiles for converts float16 in hardware (F16C): then
-    float16 arrays go through the kernels as uint16 views; else through float32 copies."""
-    global _half_kernels
-    if _half_kernels is None:
-        from numba.core.registry import cpu_target
-
-        features = cpu_target.target_context.codegen().magic_tuple()[2].split(",")
-        _half_kernels = "+f16c" in features
-    return _half_kernels
 
 
 def half_view(dtype: np.dtype) -> np.dtype | None:
@@ -346,21 +334,30 @@ def run_half(kernels: Kernels, loops: str, inputs: tuple[np.ndarray, ...], out: 
     """out = loop(*inputs) for 16-bit float arrays (float16 or bfloat16) of one shape and
     dtype (the caller has checked the dtypes), in one pass (each element read, computed in
     float32, the result rounded once), where their flat views pair up and out does not
-    partly overlap an input; the float32 thresholds apply. False, with nothing written,
-    where that does not hold: the caller then computes through float32 copies."""
+    partly overlap an input; the float32 thresholds apply. Other layouts of float16 go
+    through the ufunc's float16 loop (one thread, in float32 blocks). False, with nothing
+    written, where neither holds: the caller then computes through float32 copies."""
     view = half_view(out.dtype)
-    if view is None or not _pairable(inputs, out, fresh_out):
+    if view is None:
         return False
-    size = out.size
-    threshold = _threshold(F32, loops, size)
     # flat views only: the 2-D rows loop, over numba's arrays of unknown strides, does not
     # vectorise, and took 3x the time of float32 copies (gelu, float16 x[:, :1000] of a
     # (4096, 2048) array: 45 against 13 ms; a strided flat view, x[:, ::2]: 12 against 15
     # ms one pass; 1.1 ms contiguous)
-    views = _flat_views((*inputs, out))
-    if views is None:
+    views = _flat_views((*inputs, out)) if _pairable(inputs, out, fresh_out) else None
+    if views is not None:
+        _run_flat(kernels, loops, [v.view(view) for v in views], out is inputs[0], params, out.size,
+                  _threshold(F32, loops, out.size))
+        return True
+    if view != U16:
         return False
-    _run_flat(kernels, loops, [v.view(view) for v in views], out is inputs[0], params, size, threshold)
+    # the ufunc's float16 loop widens blocks into float32 and reads any strides (and NumPy
+    # buffers a partial overlap): on one thread, 4-10x faster than two threads through
+    # float32 copies (Xeon, AVX-512: x[:, :1000] of (4096, 2048), 3.8-8.7 against 37-60 ms)
+    ufunc = getattr(kernels, f"{loops}_ufunc" if loops != "forward" else "ufunc")
+    with np.errstate(all="ignore"):  # as run_elementwise's ufunc path
+        # Python floats, which NumPy lets take the loop's float32 parameters
+        ufunc(*inputs, *map(float, params), out=out)
     return True
 
 

@@ -301,7 +301,8 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
         params = binder.typed(values, cdt)
         loops = "backward" if y is None else "backward_from_y"
         if (cdt != rdt and g.dtype == rdt and v.dtype == rdt and (out is None or out.dtype == rdt)
-                and run_half(kernels, loops, (g, v), result := (np.empty_like(v, rdt) if out is None else out),
+                and run_half(kernels, loops, (g, v), result := (out if out is not None else np.empty_like(v, rdt)
+                                                                 if v.shape == shape else np.empty(shape, rdt)),
                              params, fresh_out=out is None)):
             return _returned(result, out is not None)
         g, v = g.astype(cdt, copy=False), v.astype(cdt, copy=False)

@@ -14,7 +14,7 @@ from ._math import avx512_in_target
 # float16 arrays reach the loops as uint16 views (numba has no float16 arithmetic): each
 # element is widened to float32 on load and rounded once to float16 on store, by LLVM's
 # fpext / fptrunc of half, which vectorise to vcvtph2ps / vcvtps2ph (F16C, on every AVX2
-# CPU; fastact only routes float16 here where the target has it: _arrays.half_kernels).
+# CPU; fastact only routes float16 here where the target has it: half_kernels).
 # bfloat16 arrays (ml_dtypes) reach them as int16 views, the other 16-bit integer type,
 # so that the two formats compile apart: bfloat16 is float32's upper half, widened by a
 # shift and rounded to nearest even in integer arithmetic (LLVM's fptrunc to bfloat is a
@@ -43,6 +43,21 @@ def _float_to_half(typingctx, value):
         return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
 
     return nbtypes.uint16(value), codegen
+
+
+_half_kernels: bool | None = None
+
+
+def half_kernels() -> bool:
+    """Whether the target numba compiles for converts float16 in hardware (F16C): then
+    float16 arrays go through the kernels as uint16 views; else through float32 copies."""
+    global _half_kernels
+    if _half_kernels is None:
+        from numba.core.registry import cpu_target
+
+        features = cpu_target.target_context.codegen().magic_tuple()[2].split(",")
+        _half_kernels = "+f16c" in features
+    return _half_kernels
 
 
 # LLVM's tuning for Intel's AVX-512 server CPUs prefers 256-bit vectors (its loops there

@@ -17,7 +17,7 @@ from numba.extending import intrinsic, register_jitable
 from numba.np.ufunc import _internal as _numba_ufunc_internal
 
 from ._cache import SOURCE_TOKEN, _keyed_cache
-from ._loops_map import narrow
+from ._loops_map import half_kernels, narrow, widen
 from ._math import unique_symbols
 from ._registry import Activation, inline_jitable
 
@@ -196,6 +196,34 @@ def _operand_block(ptr, step, start, m, size, buffer, in_place):
     return buffer[:m]
 
 
+@register_jitable
+def _widened_block(ptr, step, start, m, size, buffer, like):
+    """Elements start to start + m of a 16-bit operand (of like's dtype: the uint16 view
+    of float16), widened into the float32 buffer, from any step; in one pass that
+    converts in registers where the operand is contiguous."""
+    if step == size:
+        block = carray(ptr, start + m, like.dtype)[start:]
+        for i in range(m):
+            buffer[i] = widen(block[i])
+    else:
+        for i in range(m):
+            buffer[i] = widen(_load(ptr, (start + i) * step, like.dtype))
+    return buffer[:m]
+
+
+@register_jitable
+def _narrowed_store(ptr, step, start, m, size, values, like):
+    """Elements start to start + m of a 16-bit output (of like's dtype) = the float32
+    values, each rounded once."""
+    if step == size:
+        dst = carray(ptr, start + m, like.dtype)[start:]
+        for k in range(m):
+            dst[k] = narrow(dst, values[k])
+    else:
+        for k in range(m):
+            _store(ptr, (start + k) * step, narrow(like, values[k]))
+
+
 # NumPy calls a ufunc's inner loop as loop(args, dimensions, steps, data): a pointer and a
 # byte step per operand (the inputs, then the output), and the element count.
 _LOOP_SIGNATURE = sigutils.normalize_signature(nbtypes.void(
@@ -211,8 +239,10 @@ def _same(p, q):
     return (p == q) & (math.copysign(1.0, p) == math.copysign(1.0, q))
 
 
-def _ufunc_loop(scalars, nin, nparams, dtype, token):
-    """A ufunc inner loop over the operands (u, when nin == 2), v, the parameters, out.
+def _ufunc_loop(scalars, nin, nparams, dtype, token, element=None):
+    """A ufunc inner loop over the operands (u, when nin == 2), v, the parameters, out,
+    computed in dtype; element: the arrays' 16-bit view type where they are float16
+    (computed in float32, the parameters float32), else None.
 
     The elements are taken in runs of equal parameters: the whole loop where the
     parameters are scalars broadcast (step 0, as NumPy passes a Python float), else runs
@@ -220,7 +250,9 @@ def _ufunc_loop(scalars, nin, nparams, dtype, token):
     fa.NAME's vectorised loop, over blocks: read in place where contiguous, else
     (strided, or the output itself) gathered into a buffer first, which also lets
     LLVM's alias test pass in place; written in place where contiguous, else scattered
-    from a buffer. A run with invalid parameters gives NaN, raising the invalid flag.
+    from a buffer. 16-bit operands are always widened into float32 buffers and the
+    results rounded on the way out, so that the float32 loop (compiled once) serves
+    them. A run with invalid parameters gives NaN, raising the invalid flag.
 
     numba's own ufunc loop vectorises only where every input has unit step, which a
     parameter never has; and it takes that path without testing the output's step, so
@@ -228,7 +260,8 @@ def _ufunc_loop(scalars, nin, nparams, dtype, token):
     past the array. One call site of the scalar math, because each site costs its
     compile time again."""
     run, ok = scalars
-    size = np.dtype(dtype).itemsize
+    half = element is not None
+    size = np.dtype(element if half else dtype).itemsize
     io = nin + nparams  # the output's operand number
     ia = nin if nparams >= 1 else io  # an absent parameter names the output, and is not read
     ib = nin + 1 if nparams == 2 else io
@@ -243,10 +276,11 @@ def _ufunc_loop(scalars, nin, nparams, dtype, token):
         bu = np.empty(_UFUNC_BLOCK if nin == 2 else 0, dtype)
         bv = np.empty(_UFUNC_BLOCK, dtype)
         bo = np.empty(_UFUNC_BLOCK, dtype)
+        like = np.empty(0, element if half else dtype)
         u_is_out = _address(pu) == _address(po)
         v_is_out = _address(pv) == _address(po)
         # nothing to gather or scatter: one run is one call of the vectorised loop
-        direct = (sv == size) & ~v_is_out & (so == size) & ((nin == 1) | ((su == size) & ~u_is_out))
+        direct = (sv == size) & ~v_is_out & (so == size) & ((nin == 1) | ((su == size) & ~u_is_out)) & ~half
         i = 0
         while i < n:
             a = _load(pa, i * sa, dtype) if nparams >= 1 else dtype(0.0)
@@ -259,11 +293,17 @@ def _ufunc_loop(scalars, nin, nparams, dtype, token):
                 # machinery reports, as for its own domain errors (np.log(-1.0))
                 invalid = _opaque(dtype(math.inf)) * dtype(0.0)
                 for k in range(i, j):
-                    _store(po, k * so, invalid)
+                    _store(po, k * so, narrow(like, invalid))
                 i = j
                 continue
             for start in range(i, j, max(j - i, 1) if direct else _UFUNC_BLOCK):
                 m = min(j - start, j - i if direct else _UFUNC_BLOCK)
+                if half:
+                    vs = _widened_block(pv, sv, start, m, size, bv, like)
+                    us = _widened_block(pu, su, start, m, size, bu, like) if nin == 2 else vs
+                    run(us, vs, bo[:m], a, b)
+                    _narrowed_store(po, so, start, m, size, bo, like)
+                    continue
                 vs = _operand_block(pv, sv, start, m, size, bv, v_is_out)
                 us = _operand_block(pu, su, start, m, size, bu, u_is_out) if nin == 2 else vs
                 dst = carray(po, start + m, dtype)[start:] if so == size else bo[:m]
@@ -286,13 +326,20 @@ UFUNC_LOOPS: dict[str, _BuiltUFunc] = {}
 
 
 def _make_ufunc(scalar_fn, name: str, nin: int, nparams: int, checks) -> np.ufunc:
-    """The ufunc name(*arrays, *params), with a float32 and a float64 loop, each a numba
-    cfunc cached on disk (the loop and the scalar math inlined into it)."""
+    """The ufunc name(*arrays, *params), with a float16 (where the target converts it in
+    hardware: half_kernels), a float32 and a float64 loop, each a numba cfunc cached on
+    disk (the loop and the scalar math inlined into it). The float16 loop comes first, so
+    that NumPy, which takes the first loop its inputs cast to safely, gives float16 for
+    float16 arrays (and for int8, as np.exp); its parameters are float32, as fa.NAME's."""
     scalars = _ufunc_scalars(scalar_fn, nparams, checks, nin, name)
+    nargs = nin + nparams
+    variants = [(np.float32, None, [np.float32] * (nargs + 1)), (np.float64, None, [np.float64] * (nargs + 1))]
+    if half_kernels():
+        variants.insert(0, (np.float32, np.uint16, [np.float16] * nin + [np.float32] * nparams + [np.float16]))
     loops = []
-    for dtype in (np.float32, np.float64):
-        loop = _ufunc_loop(scalars, nin, nparams, dtype, SOURCE_TOKEN)
-        loop.__qualname__ = f"ufunc.{name}.{np.dtype(dtype).name}"
+    for dtype, element, _ in variants:
+        loop = _ufunc_loop(scalars, nin, nparams, dtype, SOURCE_TOKEN, element)
+        loop.__qualname__ = f"ufunc.{name}.{np.dtype(np.float16 if element else dtype).name}"
         compiled = CFunc(loop, _LOOP_SIGNATURE, locals={}, options=dict(nogil=True, error_model="numpy"))
         compiled.enable_caching()
         _keyed_cache(compiled._cache)
@@ -300,10 +347,9 @@ def _make_ufunc(scalar_fn, name: str, nin: int, nparams: int, checks) -> np.ufun
         loops.append(compiled)
     UFUNC_LOOPS[name] = _BuiltUFunc(scalars[0], tuple(loops))
     keepalive = list(loops)
-    nargs = nin + nparams
-    types_ = [[np.dtype(t).num] * (nargs + 1) for t in (np.float32, np.float64)]
+    types_ = [[np.dtype(t).num for t in types] for _, _, types in variants]
     ufunc = _numba_ufunc_internal.fromfunc(
-        name, None, [c.address for c in loops], types_, nargs, 1, [None, None], keepalive,
+        name, None, [c.address for c in loops], types_, nargs, 1, [None] * len(loops), keepalive,
         _numba_ufunc_internal.PyUFunc_None,
     )
     _restore_numpy_output_flags(ufunc)

@@ -3,8 +3,10 @@
 ``fastact.ufuncs.NAME(x, *params)`` and ``fastact.ufuncs.NAME_backward(grad_output,
 x, *params)`` are ``numpy.ufunc`` objects (not numba's DUFunc wrappers), with float32
 and float64 loops, so ``out=``, ``where=``, broadcasting, ``__array_ufunc__`` dispatch
-(dask, xarray) and pickling behave as for NumPy's own ufuncs. Parameters are extra
-inputs: ``fastact.ufuncs.leaky_relu(x, 0.2)``. ``NAME_backward_from_y(grad_output, y,
+(dask, xarray) and pickling behave as for NumPy's own ufuncs. Where the CPU converts
+float16 in hardware (F16C, on every x86-64 CPU with AVX2), a float16 loop comes first:
+float16 in, float16 out, computed in float32 and rounded once, as ``fastact.NAME``.
+Parameters are extra inputs: ``fastact.ufuncs.leaky_relu(x, 0.2)``. ``NAME_backward_from_y(grad_output, y,
 *params)`` exists where the output determines the derivative.
 
 Each ufunc is built (or loaded from numba's cache) the first time it is looked up.
@@ -38,7 +40,8 @@ def _doc(act: Activation, suffix: str, name: str) -> str:
     setup = "".join(line + "\n" for line in (f">>> x = {x}", *kind.example_setup))
     return (
         f"{name}({first}{', ' if extra else ''}{', '.join(extra)}, /, out=None, *, where=True, casting='same_kind', "
-        f"order='K', dtype=None, subok=True)\n\n{what}, as a NumPy ufunc (float32 and float64 loops; the "
+        f"order='K', dtype=None, subok=True)\n\n{what}, as a NumPy ufunc (float32 and float64 loops, float16 where the "
+        f"CPU has F16C; the "
         f"{kind.ufunc_inputs_phrase} and broadcast).{choices}{note}\n\n"
         f"{act.formula}\n\nDerivative: {act.derivative}.\n\n"
         f"Parameters\n----------\n{inputs}\n"
