@@ -159,8 +159,8 @@ def test_float16_ufunc_invalid_parameters_give_nan():
 
 @pytest.mark.skipif(BF16 is None, reason="needs ml_dtypes")
 def test_bfloat16_in_every_function():
-    """bfloat16 in, bfloat16 out, computed in float32, for the row-wise and channel-wise
-    functions too (through float32 copies), with NaN kept NaN; mixed with float32, the
+    """bfloat16 in, bfloat16 out, computed in float32, for the row-wise (through float32
+    copies) and channel-wise functions too, with NaN kept NaN; mixed with float32, the
     result is float32, as NumPy promotes them."""
     x = np.array([[-3.0, -0.5, 0.0, 2.0], [np.nan, 1.0, -1.0, 4.0]], F32).astype(BF16)
     w = np.array([0.25, 0.5], F32).astype(BF16)
@@ -227,3 +227,48 @@ def test_without_f16c_float16_goes_through_float32_copies(tmp_path):
                          timeout=900)
     # the ufuncs have no float16 loop there: float16 input casts to float32, as NumPy's casts go
     assert out.stdout.split() == ["False", "True", "f->f", "float32"]
+
+
+@pytest.mark.parametrize("half", HALVES)
+def test_prelu_runs_the_channel_kernels_on_16_bit_views(half):
+    """prelu takes 16-bit x and grad_output through the channel kernels' integer views in
+    one pass, in both forms (rows, and (N, C) columns), serial and parallel, into new
+    memory, out=, in place and strided: every grad_x the float32 result rounded once, the
+    weight's gradient the float64 sums rounded once."""
+    if half is F16 and not half_kernels():
+        pytest.skip("this CPU target has no F16C: float16 goes through float32 copies")
+    w = np.array([0.25, -0.5, 2.0, 0.1], F32).astype(half)
+    w32, w64 = w.astype(F32), w.astype(np.float64)
+    x = every(half)
+    for shape, axis in (((16, 4, 1024), 1), ((16384, 4), 1), ((4, 250), 0), ((250, 4), 1)):
+        xs = x[:np.prod(shape)].reshape(shape)
+        same(fa.prelu(xs, w, axis=axis), rounded(fa.prelu(xs.astype(F32), w32, axis=axis), half))
+    xs = x.reshape(16, 4, 1024)
+    want = rounded(fa.prelu(xs.astype(F32), w32, axis=1), half)
+    out = np.empty_like(xs)
+    assert fa.prelu(xs, w, axis=1, out=out) is out
+    same(out, want)
+    buf = xs.copy()
+    fa.prelu(buf, w, axis=1, out=buf)
+    same(buf, want)
+    same(fa.prelu(xs[:, :, ::-3], w, axis=1), want[:, :, ::-3])
+
+    finite = np.tile(x[np.isfinite(x.astype(F32))], 2)  # twice: past the backward's parallel size
+    n = finite.size // 64 * 64
+    g = np.random.default_rng(7).standard_normal(n).astype(F32).astype(half)
+    for shape, axis in (((n // 64, 4, 16), 1), ((n // 4, 4), 1), ((4, 250), 0), ((250, 4), 1)):
+        size = int(np.prod(shape))
+        xs, gs = finite[:size].reshape(shape), g[:size].reshape(shape)
+        gx, gw = fa.prelu_backward(gs, xs, w, axis=axis)
+        want_x, want_w = fa.prelu_backward(gs.astype(F32), xs.astype(F32), w64, axis=axis)
+        same(gx, rounded(want_x, half))
+        same(gw, rounded(want_w, half))
+        buf = gs.copy()
+        assert fa.prelu_backward(buf, xs, w, axis=axis, out=buf)[0] is buf
+        same(buf, rounded(want_x, half))
+    def viewed(sig):  # float16 as uint16, bfloat16 as int16
+        return "uint16" in str(sig) if half is F16 else "int16" in str(sig).replace("uint16", "")
+
+    for loop in ("forward", "backward", "forward_columns", "backward_columns"):
+        for variant in fa.KERNELS["prelu"].channel[loop]:  # (serial, parallel)
+            assert any(map(viewed, variant.signatures)), (loop, variant.signatures)

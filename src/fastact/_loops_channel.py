@@ -9,7 +9,7 @@ from numba import prange
 from numba.extending import register_jitable
 
 from ._cache import _cached_njit
-from ._loops_map import full_width, narrow
+from ._loops_map import computed, full_width, narrow, widen
 
 # --- channel-wise loops (prelu) -------------------------------------------------------
 # The input is viewed in 2-D, in one of two ways:
@@ -18,6 +18,8 @@ from ._loops_map import full_width, narrow
 #   single row) still spread over the threads;
 # * columns: (outer, channels) when inner == 1, as for an (N, C) input: the channel is
 #   the column, and rows are shared out in blocks.
+# 16-bit float arrays come as their integer views (_loops_map: widened to float32 on
+# load, rounded once on store), with a float32 weight.
 # Every inner loop indexes a slice from 0. numba wraps negative indices, and for an
 # index that starts at a computed offset (x[r, k] for k from k0) LLVM cannot prove the
 # wrap-around test false, so it stays in the loop and the loop does not vectorise
@@ -115,7 +117,7 @@ def _channel_loops(f, df, dw, token, in_place=False):
             outr = out[r, k0:k1]
             xr = outr if in_place else x[r, k0:k1]
             for k in range(xr.shape[0]):
-                outr[k] = narrow(outr, f(xr[k], wc))
+                outr[k] = narrow(outr, f(widen(xr[k]), wc))
 
     def backward(g, x, w, out, partial, block):
         # out = g * df (grad_x), and partial[t] = sum of g * dw over task t's block, in
@@ -137,9 +139,9 @@ def _channel_loops(f, df, dw, token, in_place=False):
                 xb, ob = x[r, b0:b1], out[r, b0:b1]
                 gb = ob if in_place else g[r, b0:b1]
                 for k in range(xb.shape[0]):
-                    terms[k] = narrow(terms, np.float64(gb[k]) * np.float64(dw(xb[k], wc)))
+                    terms[k] = narrow(terms, np.float64(widen(gb[k])) * np.float64(dw(widen(xb[k]), wc)))
                 for k in range(xb.shape[0]):
-                    ob[k] = narrow(ob, gb[k] * gb.dtype.type(df(xb[k], wc)))
+                    ob[k] = narrow(ob, widen(gb[k]) * computed(gb, df(widen(xb[k]), wc)))
                 s, compensation = _neumaier_add(s, compensation, _sum_reassociated(terms[: xb.shape[0]]))
             partial[t] = _neumaier_total(s, compensation)
 
@@ -151,7 +153,7 @@ def _channel_loops(f, df, dw, token, in_place=False):
                 outr = out[i]
                 xr = outr if in_place else x[i]
                 for j in range(channels):
-                    outr[j] = narrow(outr, f(xr[j], w[j]))
+                    outr[j] = narrow(outr, f(widen(xr[j]), w[j]))
 
     def backward_columns(g, x, w, out, partial, compensation, n_row_blocks):
         # per row block and channel, in float64 with Neumaier compensation; the
@@ -164,10 +166,10 @@ def _channel_loops(f, df, dw, token, in_place=False):
                 xr, outr = x[i], out[i]
                 gr = outr if in_place else g[i]
                 for j in range(channels):
-                    term = np.float64(gr[j]) * np.float64(dw(xr[j], w[j]))
+                    term = np.float64(widen(gr[j])) * np.float64(dw(widen(xr[j]), w[j]))
                     pb[j], cb[j] = _neumaier_add(pb[j], cb[j], term)
                 for j in range(channels):  # after the sums: out may be g
-                    outr[j] = narrow(outr, gr[j] * gr.dtype.type(df(xr[j], w[j])))
+                    outr[j] = narrow(outr, widen(gr[j]) * computed(gr, df(widen(xr[j]), w[j])))
 
     return forward, backward, forward_columns, backward_columns
 
