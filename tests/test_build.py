@@ -198,7 +198,8 @@ def test_float16_conversions_vectorise(tmp_path):
     code = textwrap.dedent("""
         import fastact as fa
         from fastact._loops_ufunc import UFUNC_LOOPS
-        fa.ufuncs.silu
+        import numpy as np
+        fa.ufuncs.silu(np.ones(4, np.float16))
         print(next(c for c in UFUNC_LOOPS["silu"].loops if c.__qualname__.endswith("float16"))._library.get_asm_str())
     """)
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))

@@ -146,6 +146,49 @@ def test_ufunc_unpickles_in_a_fresh_process():
     assert [float(v) for v in out.stdout.split()] == [0.5, -1.0]
 
 
+LOOPS_ON_FIRST_CALL = """
+import sys, threading
+import numpy as np, fastact as fa
+from fastact import _loops_ufunc as L
+u = fa.ufuncs.relu
+assert L.UFUNC_LOOPS["relu"].loops == (), "looking a ufunc up compiles nothing"
+x = np.linspace(-2, 2, 50_000)
+threads = [threading.Thread(target=lambda: u(x)) for _ in range(4)]
+[t.start() for t in threads]; [t.join() for t in threads]
+assert [c.__qualname__ for c in L.UFUNC_LOOPS["relu"].loops] == ["ufunc.relu.float64"]
+assert np.array_equal(u(x), np.maximum(x, 0))
+compiles, reported = [], []
+real = L._compile_loop
+def failing_once(*a):
+    compiles.append(a[4])
+    if len(compiles) == 1:
+        raise MemoryError("no room to compile")
+    return real(*a)
+L._compile_loop = failing_once
+sys.unraisablehook = lambda u: reported.append(type(u.exc_value).__name__)
+x32 = np.linspace(-2, 2, 7, dtype=np.float32)
+first = u(x32[::-1], out=np.full(7, 5.0, np.float32)[::-1])
+assert np.isnan(first).all() and reported == ["MemoryError"], (first, reported)
+assert np.array_equal(u(x32), np.maximum(x32, 0)) and u(x32).dtype == np.float32
+assert np.array_equal(u(x), np.maximum(x, 0)) and len(compiles) == 2, compiles
+print("ok")
+"""
+
+
+def test_ufunc_loops_compile_on_their_first_call(tmp_path):
+    """A ufunc compiles each dtype's loop on its first call of that dtype, once under
+    concurrent first calls, and a loop that fails to compile gives NaN (the error goes to
+    sys.unraisablehook, since a ufunc's inner loop cannot raise) and compiles on the next
+    call. In a subprocess with an empty cache, so that the loops are really compiled."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", LOOPS_ON_FIRST_CALL], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
 def test_ufunc_dispatches_through_array_ufunc():
     class Tagged(np.ndarray):
         pass

@@ -9,7 +9,8 @@ float16 in, float16 out, computed in float32 and rounded once, as ``fastact.NAME
 Parameters are extra inputs: ``fastact.ufuncs.leaky_relu(x, 0.2)``. ``NAME_backward_from_y(grad_output, y,
 *params)`` exists where the output determines the derivative.
 
-Each ufunc is built (or loaded from numba's cache) the first time it is looked up.
+Looking a ufunc up compiles nothing: each of its loops is compiled (or loaded from numba's
+cache) on the first call that uses it, so a float32 caller compiles only the float32 loop.
 """
 
 from __future__ import annotations
