@@ -100,6 +100,74 @@ def test_16_bit_layouts_the_flat_kernels_do_not_take(half):
     same(buf[:-1], want)
 
 
+@pytest.mark.parametrize("half", HALVES)
+def test_large_16_bit_layouts_split_across_threads(half):
+    """Above the parallel threshold, 16-bit layouts the flat kernels do not take run a
+    ufunc's loop (float16's own; bfloat16's private one, on its bits) on slabs of the
+    longest axis, one per thread: the same values in every layout (the longest axis first
+    or last, in place on a strided x, a strided out, two inputs, one broadcast along the
+    slabs' axis, a parameter), on one thread too, and serially where out partly overlaps
+    an input."""
+    import numba
+
+    values = np.tile(every(half), 8)  # every value, 2^19 elements
+    layouts = [values.reshape(1024, 512)[:, :300], values.reshape(8, 256, 256)[:, ::2, :].transpose(2, 1, 0)]
+    for x in layouts:
+        assert x.size > 1 << 16 and not x.flags.c_contiguous
+        want = rounded(fa.mish(x.astype(F32)), half)
+        same(fa.mish(x).ravel(), want.ravel())
+        out = np.empty((2, *x.shape), half)[1]
+        same(fa.mish(x, out=out).ravel(), want.ravel())
+        same(fa.elu(x, 0.5).ravel(), rounded(fa.elu(x.astype(F32), 0.5), half).ravel())
+        g = x[::-1].copy()
+        same(fa.mish_backward(g, x).ravel(), rounded(fa.mish_backward(g.astype(F32), x.astype(F32)), half).ravel())
+        row = x[:1] * half(0.5)  # broadcast along axis 0, the longest
+        got = fa.silu_backward(row, x)
+        assert got.shape == x.shape
+        same(got.ravel(), rounded(fa.silu_backward(row.astype(F32), x.astype(F32)), half).ravel())
+        same(fa.sigmoid_backward(g, y=x).ravel(),
+             rounded(fa.sigmoid_backward(g.astype(F32), y=x.astype(F32)), half).ravel())
+        inplace = x.copy(order="F")[::-1]
+        fa.mish(inplace, out=inplace)
+        same(inplace.ravel(), rounded(fa.mish(x[::-1].astype(F32)), half).ravel())
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        same(fa.mish(layouts[0]).ravel(), rounded(fa.mish(layouts[0].astype(F32)), half).ravel())
+    finally:
+        numba.set_num_threads(before)
+    buf = values[: 1 << 18].copy()
+    want = rounded(fa.softsign(buf[1:].astype(F32)), half)
+    fa.softsign(buf[1:], out=buf[:-1])  # out one element behind x: NumPy buffers it, in one call
+    same(buf[:-1], want)
+    if half is BF16:  # through the private ufunc on bfloat16's bits, not float32 copies
+        assert set(fa.KERNELS["mish"]._bits_ufuncs) == {"forward", "backward"}
+
+
+def test_the_slab_pool_works_in_a_forked_child(tmp_path):
+    """A child forked after the pool of slab threads started (which it does not inherit)
+    makes its own."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import os
+        import numpy as np, fastact as fa
+        x = np.ones((1024, 512), np.float16)[:, :300]
+        fa.silu(x)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if np.all(fa.silu(x) == np.float16(0.7310586)) else 3)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+    """)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "0", done.stderr[-3000:]
+
+
 # no, one and two parameters; with a y= backward; a parameter whose values can be invalid
 UFUNC_NAMES = ["gelu", "silu", "leaky_relu", "hardtanh", "softplus", "elu", "sigmoid"]
 needs_f16c = pytest.mark.skipif(not half_kernels(), reason="this CPU target has no F16C: no float16 loops")

@@ -335,7 +335,9 @@ def run_half(kernels: Kernels, loops: str, inputs: tuple[np.ndarray, ...], out: 
     dtype (the caller has checked the dtypes), in one pass (each element read, computed in
     float32, the result rounded once), where their flat views pair up and out does not
     partly overlap an input; the float32 thresholds apply. Other layouts of float16 go
-    through the ufunc's float16 loop (one thread, in float32 blocks). False, with nothing
+    through the ufunc's float16 loop (in float32 blocks; on slabs in threads above the
+    parallel threshold, unless out partly overlaps an input), and bfloat16 through the
+    same kind of loop in a private ufunc on its int16 bits. False, with nothing
     written, where neither holds: the caller then computes through float32 copies."""
     view = half_view(out.dtype)
     if view is None:
@@ -349,16 +351,33 @@ def run_half(kernels: Kernels, loops: str, inputs: tuple[np.ndarray, ...], out: 
         _run_flat(kernels, loops, [v.view(view) for v in views], out is inputs[0], params, out.size,
                   _threshold(F32, loops, out.size))
         return True
-    if view != U16:
-        return False
     # the ufunc's float16 loop widens blocks into float32 and reads any strides (and NumPy
     # buffers a partial overlap): on one thread, 4-10x faster than two threads through
-    # float32 copies (Xeon, AVX-512: x[:, :1000] of (4096, 2048), 3.8-8.7 against 37-60 ms)
-    ufunc = getattr(kernels, f"{loops}_ufunc" if loops != "forward" else "ufunc")
-    with np.errstate(all="ignore"):  # as run_elementwise's ufunc path
-        # Python floats, which NumPy lets take the loop's float32 parameters
-        ufunc(*inputs, *map(float, params), out=out)
+    # float32 copies (Xeon, AVX-512: x[:, :1000] of (4096, 2048), 3.8-8.7 against 37-60 ms).
+    # bfloat16, which NumPy cannot register a loop for, through a private ufunc on its bits.
+    if view == U16:
+        ufunc = getattr(kernels, f"{loops}_ufunc" if loops != "forward" else "ufunc")
+    else:
+        ufunc = kernels.bfloat16_bits_ufunc(loops)
+        inputs, out = tuple(a.view(view) for a in inputs), out.view(view)
+    # float32 parameters: Python floats for float16 (which NumPy lets take the loop's
+    # float32 ones), NumPy's for int16 (with which a Python float would promote to float64)
+    call = (ufunc, inputs, tuple(map(float if view == U16 else np.float32, params)), out)
+    if out.size >= _threshold(F32, loops, out.size) and all(a is out or not np.may_share_memory(a, out)
+                                                             for a in inputs):
+        _threading.split(_ufunc_slab, call, out.shape)
+    else:
+        _ufunc_slab(call, None)
     return True
+
+
+def _ufunc_slab(call: tuple, slab: tuple | None) -> None:
+    """ufunc(*inputs, *params, out=out) on operands of one shape, or on index slab of them."""
+    ufunc, inputs, params, out = call
+    if slab is not None:  # (an input broadcast along the slabs' axis has length 1 there)
+        inputs, out = tuple(np.broadcast_to(a, out.shape)[slab] for a in inputs), out[slab]
+    with np.errstate(all="ignore"):  # as run_elementwise's ufunc path
+        ufunc(*inputs, *params, out=out)
 
 
 def _fortran(a: np.ndarray) -> bool:

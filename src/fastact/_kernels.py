@@ -100,6 +100,21 @@ class Kernels:
         n = self._nparams
         return _make_ufunc(scalar_fn, self.act.name + suffix, nin, n, ufunc_checks(self.act))
 
+    def bfloat16_bits_ufunc(self, loops: str) -> np.ufunc:
+        """A private ufunc for fa.NAME's bfloat16 layouts the flat kernels do not take:
+        int16 (bfloat16's bits) in and out, computed in float32 blocks and rounded once.
+        NumPy registers a legacy loop only for its own types; ml_dtypes' bfloat16 has a
+        type number only once ml_dtypes is imported, which fastact never does itself."""
+        built = self.__dict__.setdefault("_bits_ufuncs", {})
+        if loops not in built:
+            act = self.act
+            scalar_fn, suffix, nin = {"forward": (act.forward_scalar, "", 1),
+                                      "backward": (act.grad_scalar, "_backward", 2),
+                                      "backward_from_y": (act.grad_from_y_scalar, "_backward_from_y", 2)}[loops]
+            built[loops] = _make_ufunc(scalar_fn, f"{act.name}{suffix}_bfloat16_bits", nin, self._nparams,
+                                       ufunc_checks(act), bits=True)
+        return built[loops]
+
     @cached_property
     def ufunc(self) -> np.ufunc:
         return self._ufunc(self.act.forward_scalar, "", 1)

@@ -337,9 +337,12 @@ UFUNC_LOOPS: dict[str, _BuiltUFunc] = {}
 # NumPy's inner-loop signature: void(char **args, npy_intp *dims, npy_intp *steps, void *data)
 _LOOP_CTYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 
+_ELEMENT_NAMES = {np.uint16: "float16", np.int16: "bfloat16"}
+
+
 def _compile_loop(scalars, nin: int, nparams: int, name: str, dtype, element) -> CFunc:
     loop = _ufunc_loop(scalars, nin, nparams, dtype, SOURCE_TOKEN, element)
-    loop.__qualname__ = f"ufunc.{name}.{np.dtype(np.float16 if element else dtype).name}"
+    loop.__qualname__ = f"ufunc.{name}.{_ELEMENT_NAMES.get(element) or np.dtype(dtype).name}"
     compiled = CFunc(loop, _LOOP_SIGNATURE, locals={}, options=dict(nogil=True, error_model="numpy"))
     compiled.enable_caching()
     _keyed_cache(compiled._cache)
@@ -347,15 +350,16 @@ def _compile_loop(scalars, nin: int, nparams: int, name: str, dtype, element) ->
     return compiled
 
 
-def _deferred(built: _BuiltUFunc, index: int, compile_, nargs: int, out_type, holder: list):
+def _stand_in(built: _BuiltUFunc, index: int, compile_, nargs: int, out_type, holder: list):
     """A stand-in for loop `index`, compiled on its first call: it compiles the loop (or
     loads it from the cache), puts the loop's address in the ufunc's table, where NumPy
     looks it up on each call, and runs it. So a ufunc costs nothing to look up, and its
     first call compiles only the loop for its dtype (cold, on a 2-core Xeon: gelu's float32
     loop took 5.5 s, its three loops 14 s)."""
     lock = threading.Lock()
-    element = {np.float16: ctypes.c_uint16, np.float32: ctypes.c_float, np.float64: ctypes.c_double}[out_type]
-    nan = 0x7E00 if out_type is np.float16 else math.nan
+    element = {np.float16: ctypes.c_uint16, np.int16: ctypes.c_int16, np.float32: ctypes.c_float,
+               np.float64: ctypes.c_double}[out_type]
+    nan = {np.float16: 0x7E00, np.int16: 0x7FC0}.get(out_type, math.nan)  # (bfloat16's NaN, as bits)
 
     def first_call(args, dims, steps, data):
         # ctypes takes the GIL for a callback, which NumPy released around the loop
@@ -389,17 +393,20 @@ def _operand(args: int, steps: int, i: int) -> tuple[int, int]:
     return ctypes.c_void_p.from_address(args + 8 * i).value, ctypes.c_ssize_t.from_address(steps + 8 * i).value
 
 
-def _make_ufunc(scalar_fn, name: str, nin: int, nparams: int, checks) -> np.ufunc:
+def _make_ufunc(scalar_fn, name: str, nin: int, nparams: int, checks, bits: bool = False) -> np.ufunc:
     """The ufunc name(*arrays, *params), with a float16 (where the target converts it in
     hardware: half_kernels), a float32 and a float64 loop, each a numba cfunc cached on
     disk (the loop and the scalar math inlined into it). The float16 loop comes first, so
     that NumPy, which takes the first loop its inputs cast to safely, gives float16 for
     float16 arrays (and for int8, as np.exp); its parameters are float32, as fa.NAME's.
-    Each loop is compiled on its first call."""
+    Each loop is compiled on its first call. With bits, the one loop is bfloat16's, on
+    its int16 bits in and out."""
     scalars = _ufunc_scalars(scalar_fn, nparams, checks, nin, name)
     nargs = nin + nparams
     variants = [(np.float32, None, [np.float32] * (nargs + 1)), (np.float64, None, [np.float64] * (nargs + 1))]
-    if half_kernels():
+    if bits:
+        variants = [(np.float32, np.int16, [np.int16] * nin + [np.float32] * nparams + [np.int16])]
+    elif half_kernels():
         variants.insert(0, (np.float32, np.uint16, [np.float16] * nin + [np.float32] * nparams + [np.float16]))
     built = UFUNC_LOOPS[name] = _BuiltUFunc(scalars[0], [None] * len(variants))
     holder: list = []  # the ufunc, for the stand-ins, which are made before it
@@ -407,7 +414,7 @@ def _make_ufunc(scalar_fn, name: str, nin: int, nparams: int, checks) -> np.ufun
     for i, (dtype, element, types) in enumerate(variants):
         def compile_(dtype=dtype, element=element):
             return _compile_loop(scalars, nin, nparams, name, dtype, element)
-        stand_ins.append(_deferred(built, i, compile_, nargs, types[-1], holder))
+        stand_ins.append(_stand_in(built, i, compile_, nargs, types[-1], holder))
     addresses = [ctypes.cast(f, ctypes.c_void_p).value for f in stand_ins]
     types_ = [[np.dtype(t).num for t in types] for _, _, types in variants]
     ufunc = _numba_ufunc_internal.fromfunc(
