@@ -6,6 +6,7 @@ Every check runs before anything is written.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -355,25 +356,26 @@ def run_half(kernels: Kernels, loops: str, inputs: tuple[np.ndarray, ...], out: 
     # buffers a partial overlap): on one thread, 4-10x faster than two threads through
     # float32 copies (Xeon, AVX-512: x[:, :1000] of (4096, 2048), 3.8-8.7 against 37-60 ms).
     # bfloat16, which NumPy cannot register a loop for, through a private ufunc on its bits.
+    # (tested on the caller's arrays: bfloat16's int16 views below are new objects)
+    split = out.size >= _threshold(F32, loops, out.size) and all(a is out or not np.may_share_memory(a, out)
+                                                                 for a in inputs)
     if view == U16:
         ufunc = getattr(kernels, f"{loops}_ufunc" if loops != "forward" else "ufunc")
     else:
-        ufunc = kernels.bfloat16_bits_ufunc(loops)
+        ufunc = getattr(kernels, f"{loops}_bfloat16_bits_ufunc")
         inputs, out = tuple(a.view(view) for a in inputs), out.view(view)
     # float32 parameters: Python floats for float16 (which NumPy lets take the loop's
     # float32 ones), NumPy's for int16 (with which a Python float would promote to float64)
-    call = (ufunc, inputs, tuple(map(float if view == U16 else np.float32, params)), out)
-    if out.size >= _threshold(F32, loops, out.size) and all(a is out or not np.may_share_memory(a, out)
-                                                             for a in inputs):
-        _threading.split(_ufunc_slab, call, out.shape)
+    run = functools.partial(_ufunc_slab, ufunc, inputs, tuple(map(float if view == U16 else np.float32, params)), out)
+    if split:
+        _threading.split(run, out.shape)
     else:
-        _ufunc_slab(call, None)
+        run(None)
     return True
 
 
-def _ufunc_slab(call: tuple, slab: tuple | None) -> None:
+def _ufunc_slab(ufunc: np.ufunc, inputs: tuple, params: tuple, out: np.ndarray, slab: tuple | None) -> None:
     """ufunc(*inputs, *params, out=out) on operands of one shape, or on index slab of them."""
-    ufunc, inputs, params, out = call
     if slab is not None:  # (an input broadcast along the slabs' axis has length 1 there)
         inputs, out = tuple(np.broadcast_to(a, out.shape)[slab] for a in inputs), out[slab]
     with np.errstate(all="ignore"):  # as run_elementwise's ufunc path

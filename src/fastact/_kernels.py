@@ -20,6 +20,16 @@ from ._loops_simplex import _simplex_loops
 from ._loops_ufunc import _make_ufunc, ufunc_checks
 from ._registry import Activation
 
+# each ufunc of an activation: the Activation's scalar function it computes, its name's
+# suffix, and how many arrays it takes
+_UFUNCS = {
+    "forward": ("forward_scalar", "", 1),
+    "backward": ("grad_scalar", "_backward", 2),
+    "backward_from_y": ("grad_from_y_scalar", "_backward_from_y", 2),
+    "backward2": ("grad2_scalar", "_backward2", 2),
+    "backward2_from_y": ("grad2_from_y_scalar", "_backward2_from_y", 2),
+}
+
 
 class Kernels:
     """The compiled loops of one activation, each made on first use."""
@@ -96,44 +106,46 @@ class Kernels:
     def _nparams(self) -> int:
         return kind_of(self.act).kernel_params(self.act)
 
-    def _ufunc(self, scalar_fn, suffix: str, nin: int) -> np.ufunc:
-        n = self._nparams
-        return _make_ufunc(scalar_fn, self.act.name + suffix, nin, n, ufunc_checks(self.act))
-
-    def bfloat16_bits_ufunc(self, loops: str) -> np.ufunc:
-        """A private ufunc for fa.NAME's bfloat16 layouts the flat kernels do not take:
-        int16 (bfloat16's bits) in and out, computed in float32 blocks and rounded once.
-        NumPy registers a legacy loop only for its own types; ml_dtypes' bfloat16 has a
-        type number only once ml_dtypes is imported, which fastact never does itself."""
-        built = self.__dict__.setdefault("_bits_ufuncs", {})
-        if loops not in built:
-            act = self.act
-            scalar_fn, suffix, nin = {"forward": (act.forward_scalar, "", 1),
-                                      "backward": (act.grad_scalar, "_backward", 2),
-                                      "backward_from_y": (act.grad_from_y_scalar, "_backward_from_y", 2)}[loops]
-            built[loops] = _make_ufunc(scalar_fn, f"{act.name}{suffix}_bfloat16_bits", nin, self._nparams,
-                                       ufunc_checks(act), bits=True)
-        return built[loops]
+    def _ufunc(self, which: str, bits: bool = False) -> np.ufunc:
+        scalar, suffix, nin = _UFUNCS[which]
+        name = self.act.name + suffix + ("_bfloat16_bits" if bits else "")
+        return _make_ufunc(getattr(self.act, scalar), name, nin, self._nparams, ufunc_checks(self.act), bits=bits)
 
     @cached_property
     def ufunc(self) -> np.ufunc:
-        return self._ufunc(self.act.forward_scalar, "", 1)
+        return self._ufunc("forward")
 
     @cached_property
     def backward_ufunc(self) -> np.ufunc:
-        return self._ufunc(self.act.grad_scalar, "_backward", 2)
+        return self._ufunc("backward")
 
     @cached_property
     def backward_from_y_ufunc(self) -> np.ufunc:
-        return self._ufunc(self.act.grad_from_y_scalar, "_backward_from_y", 2)
+        return self._ufunc("backward_from_y")
 
     # the second derivative, h * f''(x) (and from y): what differentiates the backward in
     # fastact.torch. Only double backward needs it, so a ufunc (one compile per dtype) and
     # no prange loops
     @cached_property
     def backward2_ufunc(self) -> np.ufunc:
-        return self._ufunc(self.act.grad2_scalar, "_backward2", 2)
+        return self._ufunc("backward2")
 
     @cached_property
     def backward2_from_y_ufunc(self) -> np.ufunc:
-        return self._ufunc(self.act.grad2_from_y_scalar, "_backward2_from_y", 2)
+        return self._ufunc("backward2_from_y")
+
+    # private ufuncs for fa.NAME's bfloat16 layouts the flat kernels do not take: int16
+    # (bfloat16's bits) in and out, computed in float32 blocks and rounded once. NumPy
+    # registers a legacy loop only for its own types, and ml_dtypes' bfloat16 has a type
+    # number only once ml_dtypes is imported, which fastact never does itself.
+    @cached_property
+    def forward_bfloat16_bits_ufunc(self) -> np.ufunc:
+        return self._ufunc("forward", bits=True)
+
+    @cached_property
+    def backward_bfloat16_bits_ufunc(self) -> np.ufunc:
+        return self._ufunc("backward", bits=True)
+
+    @cached_property
+    def backward_from_y_bfloat16_bits_ufunc(self) -> np.ufunc:
+        return self._ufunc("backward_from_y", bits=True)

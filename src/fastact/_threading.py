@@ -112,8 +112,8 @@ def one_thread() -> bool:
 _pool = None  # (the process id it was made in, the executor)
 
 
-def split(fn, call, shape: tuple[int, ...]) -> None:
-    """fn(call, slab) for slabs of `shape` along its longest axis, one per thread numba's
+def split(fn, shape: tuple[int, ...]) -> None:
+    """fn(slab) for slabs of `shape` along its longest axis, one per thread numba's
     kernels would use here: the calling thread takes the last, a pool of Python threads
     the others. For work numba's threads cannot run, a NumPy ufunc over any strides, which
     releases the GIL in its loop (gelu, float16 x[:, :1000] of (4096, 2048): 9.0 ms on one
@@ -122,17 +122,17 @@ def split(fn, call, shape: tuple[int, ...]) -> None:
     global _pool
     axis = max(range(len(shape)), key=shape.__getitem__)
     n = max(1, min(numba.get_num_threads(), shape[axis]))
+    if n == 1:
+        fn(None)
+        return
     cuts = [shape[axis] * i // n for i in range(n + 1)]
     slabs = [(slice(None),) * axis + (slice(a, b),) for a, b in itertools.pairwise(cuts)]
-    if n == 1:
-        fn(call, None)
-        return
     if _pool is None or _pool[0] != os.getpid():
         _pool = (os.getpid(), concurrent.futures.ThreadPoolExecutor(max(1, numba.config.NUMBA_NUM_THREADS - 1),
                                                  thread_name_prefix="fastact"))
-    futures = [_pool[1].submit(fn, call, slab) for slab in slabs[:-1]]
+    futures = [_pool[1].submit(fn, slab) for slab in slabs[:-1]]
     try:
-        fn(call, slabs[-1])
+        fn(slabs[-1])
     finally:  # nothing returns (or raises) while a slab is still being written
         concurrent.futures.wait(futures)
     for f in futures:
