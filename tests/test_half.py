@@ -246,6 +246,84 @@ def test_bfloat16_in_every_function():
     assert fa.gelu(x, out=None).dtype == BF16 and fa.gelu_backward(x, x.astype(F32)).dtype == F32
 
 
+def _rows_reference(name, x, axis):
+    """softmax, log_softmax or softmin of x in float64, NumPy's expression."""
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN and inf in rows: NaN results
+        x = np.asarray(x, np.float64)
+        if name == "softmin":
+            x = -x
+        d = x - x.max(axis=axis, keepdims=True)
+        if name == "log_softmax":
+            return d - np.log(np.exp(d).sum(axis=axis, keepdims=True))
+        e = np.exp(d)
+        return e / e.sum(axis=axis, keepdims=True)
+
+
+def _within_an_ulp(got, ref, half):
+    """|got - ref| within one unit in the last place of the 16-bit type at ref, where
+    ref is finite (a result rounded once from a float32 within a few float32 ulps);
+    beyond the type's range (log_softmax of float16), the infinity of ref's sign."""
+    mantissa, emin, overflow = (10, -14, 65520.0) if half is F16 else (7, -126, 3.3961e38)
+    g = got.astype(np.float64)
+    beyond = np.abs(np.nan_to_num(ref)) >= overflow
+    assert (g[beyond] == np.copysign(np.inf, ref[beyond])).all()
+    finite = np.isfinite(ref) & ~beyond
+    with np.errstate(divide="ignore"):
+        exponent = np.maximum(np.floor(np.log2(np.abs(np.where(finite, ref, 1.0)))), emin)
+    err = np.abs(g[finite] - ref[finite])
+    assert (err <= np.ldexp(1.0, (exponent - mantissa).astype(int))[finite]).all(), err.max()
+
+
+# (shape, axis): rows of 256 (one at a time), of 64 and of 32 (in blocks), columns of a
+# matrix and of a 3-D array (the axis in the middle)
+_ROW_LAYOUTS = [((256, 256), -1), ((1024, 64), 1), ((2048, 32), -1), ((256, 256), 0), ((16, 64, 64), 1)]
+
+
+@pytest.mark.parametrize("half", HALVES)
+def test_16_bit_rows_in_one_pass(half):
+    """softmax, log_softmax and softmin of every 16-bit value in rows and columns,
+    serial and parallel, into new memory, out=, a strided out and in place, and their
+    backward from y and from x: the float32 result rounded once (the kernels' integer
+    views, no float32 copies), within an ulp of a float64 reference."""
+    if half is F16 and not half_kernels():
+        pytest.skip("this CPU target has no F16C: float16 goes through float32 copies")
+    x16 = every(half)[np.random.default_rng(5).permutation(1 << 16)]
+    g16 = np.random.default_rng(6).normal(size=x16.size).astype(half)
+    for name in ("softmax", "log_softmax", "softmin"):
+        f, fb = getattr(fa, name), getattr(fa, f"{name}_backward")
+        # the other two share softmax's loops (with their own element functions)
+        layouts = _ROW_LAYOUTS if name == "softmax" else _ROW_LAYOUTS[:1] if name == "softmin" else _ROW_LAYOUTS[::3]
+        for shape, axis in layouts:
+            for x, g in ((x16.reshape(shape), g16.reshape(shape)),
+                         (x16[:1024].reshape(4, 256), g16[:1024].reshape(4, 256))):  # serial
+                x32 = x.astype(F32)
+                want = rounded(f(x32, axis=axis), half)
+                got = f(x, axis=axis)
+                same(got, want)
+                _within_an_ulp(got, _rows_reference(name, x, axis), half)
+                out = np.empty_like(x)
+                assert f(x, axis=axis, out=out) is out
+                same(out, want)
+                buf = x.copy()
+                same(f(buf, axis=axis, out=buf), want)
+                y16 = want
+                want_b = rounded(fb(g.astype(F32), y=y16.astype(F32), axis=axis), half)
+                same(fb(g, y=y16, axis=axis), want_b)
+                gbuf = g.copy()
+                same(fb(gbuf, y=y16, axis=axis, out=gbuf), want_b)
+        x, g = x16.reshape(256, 256), g16.reshape(256, 256)
+        wide = np.empty((256, 512), half)
+        same(f(x, out=wide[:, ::2]), rounded(f(x.astype(F32)), half))
+        # from x, the output is computed in float32 first: the gradient is rounded once
+        same(fb(g, x), rounded(fb(g.astype(F32), x.astype(F32)), half))
+        fortran = np.asfortranarray(x)
+        same(f(fortran, axis=0), rounded(f(x.astype(F32), axis=0), half))
+    view = "uint16" if half is F16 else "int16"
+    for direction in ("forward", "backward", "forward_columns", "backward_columns"):
+        for variant in fa.KERNELS["softmax"].rowwise[direction]:  # (serial, parallel)
+            assert any(f"({view}" in str(sig) for sig in variant.signatures), (direction, variant.signatures)
+
+
 @pytest.mark.skipif(BF16 is None, reason="needs ml_dtypes")
 def test_bfloat16_runs_the_one_pass_kernels():
     """A bfloat16 call runs the kernels on int16 views, serial and parallel (float16's are

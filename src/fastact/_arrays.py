@@ -46,7 +46,8 @@ PARALLEL_MIN_SIZE = max(PARALLEL_MIN_SIZES.values())
 
 
 def parallel_min_size(dtype: np.dtype, direction: str) -> int:
-    return PARALLEL_MIN_SIZES.get((dtype, direction), PARALLEL_MIN_SIZE)
+    # 16-bit floats (or the integer views the kernels take them as) compute in float32
+    return PARALLEL_MIN_SIZES.get((F32 if dtype.itemsize == 2 else dtype, direction), PARALLEL_MIN_SIZE)
 
 _lock_needed: bool | None = None
 

@@ -205,6 +205,18 @@ def _narrow(a, v):
     return to_dtype
 
 
+def compute_empty(shape, a):
+    """An uninitialised array of the compute dtype of array a's elements (float32 for
+    the 16-bit views): the loops' scratch."""
+
+
+@overload(compute_empty, inline="always")
+def _compute_empty(shape, a):
+    if a.dtype in (nbtypes.uint16, nbtypes.int16):
+        return lambda shape, a: np.empty(shape, np.float32)
+    return lambda shape, a: np.empty(shape, a.dtype)
+
+
 # --- element-wise loops ---------------------------------------------------------------
 
 

@@ -6,10 +6,10 @@ import numpy as np
 from llvmlite import ir
 from numba import prange
 from numba.core import types as nbtypes
-from numba.extending import intrinsic, register_jitable
+from numba.extending import intrinsic, overload, register_jitable
 
 from ._loops_channel import _task_span
-from ._loops_map import full_width, narrow
+from ._loops_map import compute_empty, full_width, narrow, widen
 from ._math import exp
 from ._registry import inline_jitable
 
@@ -45,6 +45,10 @@ from ._registry import inline_jitable
 # blocked form measured faster.
 # In place, a kernel is called with x (or grad_output, or y) None and reads out: given
 # two names for one buffer, LLVM's run-time alias check fails and the loop runs scalar.
+# 16-bit float arrays come as their integer views (_loops_map): each element is widened
+# to float32 on load and each result rounded once on store; the scratch (exponentials,
+# maxima, row sums) is float32, so every value the loops compute is the one they compute
+# for the float32 array, and the result is the float32 result rounded once.
 
 _COLUMN_BLOCK = 512
 _PAD = 64
@@ -89,7 +93,7 @@ def _max_of(a, m):
     # sum, hence every output of the row, NaN.
     full_width()
     for k in range(a.shape[0]):
-        m = _maxnum(m, a[k])
+        m = _maxnum(m, widen(a[k]))
     return m
 
 
@@ -101,9 +105,9 @@ def _max_of_row(a):
     partial step is instead the 64 elements that end it, overlapping the ones before."""
     n = a.shape[0]
     if n < _PAD:
-        return _max_of(a, a[0])
+        return _max_of(a, widen(a[0]))
     body = n - n % _PAD
-    m = _max_of(a[:body], a[0])
+    m = _max_of(a[:body], widen(a[0]))
     return m if body == n else _max_of(a[n - _PAD:], m)
 
 
@@ -144,16 +148,57 @@ inline_jitable(below_max)
 inline_jitable(exp_below_max)
 
 
-def _grad_tail(grad, of, gf, yf, start, stop, gt, yt, rt):
+def _exps_in_out(x, out):
+    """Whether a forward keeps a row's exponentials in out until its output pass: not in
+    place (there x must survive until then), and not into a 16-bit view (there they
+    would be rounded to 16 bits before the output's own rounding)."""
+
+
+def _keeps(x, out):
+    return not isinstance(x, nbtypes.NoneType) and out.dtype not in (nbtypes.uint16, nbtypes.int16)
+
+
+@overload(_exps_in_out, inline="always")
+def _exps_in_out_impl(x, out):
+    keep = _keeps(x, out)
+    return lambda x, out: keep
+
+
+def _exps_buffer(x, scratch, out):
+    """Where a forward puts a row's exponentials: out where _exps_in_out, else scratch
+    (typed apart, as the two may differ in dtype)."""
+
+
+@overload(_exps_buffer, inline="always")
+def _exps_buffer_impl(x, scratch, out):
+    if _keeps(x, out):
+        return lambda x, scratch, out: out
+    return lambda x, scratch, out: scratch
+
+
+def _pick(a, if_none, otherwise):
+    """if_none where a is None (in place), else otherwise. A conditional expression in a
+    prange body is not pruned on an argument's None: its two arrays must have one type,
+    which a 16-bit view and a float32 array (an input given in float32) do not."""
+
+
+@overload(_pick, inline="always")
+def _pick_impl(a, if_none, otherwise):
+    if isinstance(a, nbtypes.NoneType):
+        return lambda a, if_none, otherwise: if_none
+    return lambda a, if_none, otherwise: otherwise
+
+
+def _grad_tail(grad, of, gf, yf, start, stop, gt, yt, rt, ot):
     """of[k] = grad(gf[k], yf[k], r) for k in [start, stop), fewer than _PAD elements,
-    through the buffers gt, yt and rt (the row sums, filled by the caller) of _PAD: padded,
-    the vectorised loop leaves no remainder (the padding is computed and unused)."""
+    through the buffers gt, yt, rt (the row sums, filled by the caller) and ot of _PAD:
+    padded, the vectorised loop leaves no remainder (the padding is computed and unused)."""
     rest = stop - start
     gt[:rest] = gf[start:stop]
     yt[:rest] = yf[start:stop]
     for k in range(_PAD):
-        gt[k] = narrow(gt, grad(gt[k], yt[k], rt[k]))
-    of[start:stop] = gt[:rest]
+        ot[k] = narrow(ot, grad(widen(gt[k]), widen(yt[k]), rt[k]))
+    of[start:stop] = ot[:rest]
 
 
 inline_jitable(_grad_tail)
@@ -174,35 +219,38 @@ def _rowwise_loops(element, row_constant, term, grad, token):
         for t in prange(n_tasks):
             # in x's dtype: a float64 scratch would make LLVM vectorise the float32 exp
             # eight lanes at a time instead of sixteen (measured: 2x slower)
-            # x - m, then exp(x - m); a long row's exponentials go to out, or to d in place
-            d = np.empty((n if x is None else 1) if n >= _LONG_ROW else block * n + _PAD, out.dtype)
-            lo = np.empty(_PAD if n >= _LONG_ROW else block * n + _PAD, out.dtype)  # the rounding error of x - m
-            maxima = np.empty(block, out.dtype)
+            # x - m, then exp(x - m); a long row's exponentials go to out, or to d (in place,
+            # or out 16-bit)
+            keep = _exps_in_out(x, out)
+            d = compute_empty((1 if keep else n) if n >= _LONG_ROW else block * n + _PAD, out)
+            lo = compute_empty(_PAD if n >= _LONG_ROW else block * n + _PAD, out)  # the rounding error of x - m
+            maxima = compute_empty(block, out)
             constants = np.empty(block)
             first, last = t * rows_per_task, min((t + 1) * rows_per_task, rows)
             if n >= _LONG_ROW:
                 body = n - n % _PAD
                 for i in range(first, last):
                     outr = out[i]
-                    xr = outr if x is None else x[i]
+                    xr = _pick(x, out, x)[i]
                     m = _max_of_row(xr)
-                    # in place, x must survive until the output pass: the exponentials go to d
-                    er = d[:n] if x is None else outr
+                    er = _exps_buffer(x, d[:n], outr)
                     eb, xb = er[:body], xr[:body]
                     for k in range(body):
-                        eb[k] = narrow(eb, exp_below_max(xb[k], m))
+                        eb[k] = narrow(eb, exp_below_max(widen(xb[k]), m))
                     s = _sum_of(eb)
                     if body < n:  # the row's last partial step, through a buffer padded with m
                         rest = n - body
                         lo[:] = m
-                        lo[:rest] = xr[body:]
+                        xt = xr[body:]
+                        for k in range(rest):
+                            lo[k] = widen(xt[k])
                         for k in range(_PAD):
                             lo[k] = narrow(lo, exp_below_max(lo[k], m))
                         er[body:] = lo[:rest]
                         s += _sum_of(lo[:rest])
                     c = row_constant(s)
                     for k in range(n):  # reads xr[k] before writing outr[k]: they may be one
-                        outr[k] = narrow(outr, element(xr[k], er[k], m, c))
+                        outr[k] = narrow(outr, element(widen(xr[k]), er[k], m, c))
             else:
                 for b in range(first, last, block):
                     nb = min(block, last - b)
@@ -211,22 +259,24 @@ def _rowwise_loops(element, row_constant, term, grad, token):
                         # ns per float32 element, against 0.2 for a row of 64): down the
                         # block's columns instead (of 32 rows or more), vectorised across its
                         # rows (0.29 ns per element, measured)
-                        xb = out[b:b + nb] if x is None else x[b:b + nb]
+                        xb = _pick(x, out, x)[b:b + nb]
                         mb = maxima[:nb]
-                        mb[:] = xb[:, 0]
+                        col = xb[:, 0]
+                        for i in range(nb):
+                            mb[i] = widen(col[i])
                         for k in range(1, n):
                             col = xb[:, k]
                             for i in range(nb):
-                                mb[i] = _maxnum(mb[i], col[i])
+                                mb[i] = _maxnum(mb[i], widen(col[i]))
                     else:
                         for i in range(nb):
-                            maxima[i] = _max_of_row(out[b + i] if x is None else x[b + i])
+                            maxima[i] = _max_of_row(_pick(x, out, x)[b + i])
                     for i in range(nb):
-                        xr = out[b + i] if x is None else x[b + i]
+                        xr = _pick(x, out, x)[b + i]
                         di, li = d[i * n:(i + 1) * n], lo[i * n:(i + 1) * n]
                         m = maxima[i]
                         for k in range(n):
-                            di[k], li[k] = below_max(xr[k], m)
+                            di[k], li[k] = below_max(widen(xr[k]), m)
                     # padded to a multiple of _PAD: the vectorised loop leaves no remainder (the
                     # padding is computed and unused)
                     span = (nb * n + _PAD - 1) // _PAD * _PAD
@@ -241,26 +291,28 @@ def _rowwise_loops(element, row_constant, term, grad, token):
                         constants[i] = row_constant(constants[i])
                     for i in range(nb):
                         outr = out[b + i]
-                        xr = outr if x is None else x[b + i]
+                        xr = _pick(x, out, x)[b + i]
                         er = d[i * n:(i + 1) * n]
                         m, c = maxima[i], constants[i]
                         for k in range(n):  # reads xr[k] before writing outr[k]: they may be one
-                            outr[k] = narrow(outr, element(xr[k], er[k], m, c))
+                            outr[k] = narrow(outr, element(widen(xr[k]), er[k], m, c))
 
     def backward(g, y, out, rows_per_task):
         # out, and g and y where given, are C-ordered: flat over a block of rows
         token  # noqa: B018
         rows, n = out.shape
         of = out.reshape(rows * n)
-        gf = of if g is None else g.reshape(rows * n)
-        yf = of if y is None else y.reshape(rows * n)
+        gf = _pick(g, out, g).reshape(rows * n)
+        yf = _pick(y, out, y).reshape(rows * n)
         block = max(1, min(_ROW_BLOCK // n, rows_per_task))
         n_tasks = (rows + rows_per_task - 1) // rows_per_task
         for t in prange(n_tasks):
-            r = np.empty(1 if n >= _LONG_ROW else block * n, out.dtype)  # each element's row sum
-            gt = np.zeros(_PAD, out.dtype)
-            yt = np.zeros(_PAD, out.dtype)
-            rt = np.zeros(_PAD, out.dtype)
+            r = compute_empty(1 if n >= _LONG_ROW else block * n, out)  # each element's row sum
+            gt = np.zeros(_PAD, gf.dtype)
+            yt = np.zeros(_PAD, yf.dtype)
+            ot = np.zeros(_PAD, out.dtype)
+            rt = compute_empty(_PAD, out)
+            rt[:] = 0
             first, last = t * rows_per_task, min((t + 1) * rows_per_task, rows)
             if n >= _LONG_ROW:
                 body = n - n % _PAD
@@ -269,16 +321,16 @@ def _rowwise_loops(element, row_constant, term, grad, token):
                     gr, yr = gf[lo:lo + n], yf[lo:lo + n]
                     s = 0.0
                     for k in range(n):
-                        s = _add_reassociable(s, np.float64(term(gr[k], yr[k])))
+                        s = _add_reassociable(s, np.float64(term(widen(gr[k]), widen(yr[k]))))
                     si = narrow(rt, s)
                     ob = of[lo:lo + body]
-                    gb = ob if g is None else gf[lo:lo + body]
-                    yb = ob if y is None else yf[lo:lo + body]
+                    gb = _pick(g, ob, gf[lo:lo + body])
+                    yb = _pick(y, ob, yf[lo:lo + body])
                     for k in range(body):  # reads gb[k] and yb[k] before writing ob[k]: they may be one
-                        ob[k] = narrow(ob, grad(gb[k], yb[k], si))
+                        ob[k] = narrow(ob, grad(widen(gb[k]), widen(yb[k]), si))
                     if body < n:
                         rt[:] = si
-                        _grad_tail(grad, of, gf, yf, lo + body, lo + n, gt, yt, rt)
+                        _grad_tail(grad, of, gf, yf, lo + body, lo + n, gt, yt, rt, ot)
             else:
                 for b in range(first, last, block):
                     nb = min(block, last - b)
@@ -287,66 +339,69 @@ def _rowwise_loops(element, row_constant, term, grad, token):
                         gr, yr = gf[lo + i * n:lo + (i + 1) * n], yf[lo + i * n:lo + (i + 1) * n]
                         s = 0.0
                         for k in range(n):
-                            s = _add_reassociable(s, np.float64(term(gr[k], yr[k])))
+                            s = _add_reassociable(s, np.float64(term(widen(gr[k]), widen(yr[k]))))
                         ri = r[i * n:(i + 1) * n]
                         si = narrow(ri, s)
                         for k in range(n):
                             ri[k] = si
                     body = size - size % _PAD
                     ob = of[lo:lo + body]
-                    gb = ob if g is None else gf[lo:lo + body]
-                    yb = ob if y is None else yf[lo:lo + body]
+                    gb = _pick(g, ob, gf[lo:lo + body])
+                    yb = _pick(y, ob, yf[lo:lo + body])
                     for k in range(body):  # reads gb[k] and yb[k] before writing ob[k]: they may be one
-                        ob[k] = narrow(ob, grad(gb[k], yb[k], r[k]))
+                        ob[k] = narrow(ob, grad(widen(gb[k]), widen(yb[k]), r[k]))
                     if body < size:
                         rt[:size - body] = r[body:size]
-                        _grad_tail(grad, of, gf, yf, lo + body, lo + size, gt, yt, rt)
+                        _grad_tail(grad, of, gf, yf, lo + body, lo + size, gt, yt, rt, ot)
 
     def forward_columns(x, out, block):
-        # Not in place (x given), each row's exponentials are kept in out until the
-        # output pass; in place, x must survive until then and they are computed twice.
+        # Where _exps_in_out, each row's exponentials are kept in out until the output
+        # pass; else (in place, or out 16-bit) they are computed twice.
         token  # noqa: B018
         outer, n, inner = out.shape
         n_blocks = (inner + block - 1) // block
+        keep = _exps_in_out(x, out)
         for t in prange(outer * n_blocks):
             o, j0, j1 = _task_span(t, n_blocks, block, inner)
             w = j1 - j0
-            m = np.empty(w, out.dtype)
-            e = np.empty(w, out.dtype)  # one row's exponentials: in x's dtype, as in forward
+            m = compute_empty(w, out)
+            e = compute_empty(w, out)  # one row's exponentials: in x's dtype, as in forward
             s = np.zeros(w)
             c = np.empty(w)
-            src = out if x is None else x
-            m[:] = src[o, 0, j0:j1]
+            src = _pick(x, out, x)
+            m_in = src[o, 0, j0:j1]
+            for j in range(w):
+                m[j] = widen(m_in[j])
             for k in range(1, n):
                 m_in = src[o, k, j0:j1]
                 for j in range(w):
-                    m[j] = _maxnum(m[j], m_in[j])
+                    m[j] = _maxnum(m[j], widen(m_in[j]))
             for k in range(n):
                 xk, ok = src[o, k, j0:j1], out[o, k, j0:j1]
-                ek = e if x is None else ok
+                ek = _exps_buffer(x, e, ok)
                 for j in range(w):
-                    ek[j] = narrow(ek, exp_below_max(xk[j], m[j]))
+                    ek[j] = narrow(ek, exp_below_max(widen(xk[j]), m[j]))
                 for j in range(w):
                     s[j] += ek[j]
             for j in range(w):
                 c[j] = row_constant(s[j])
             for k in range(n):
                 xk, ok = src[o, k, j0:j1], out[o, k, j0:j1]
-                if x is None:
+                if keep:
                     for j in range(w):
-                        e[j] = narrow(e, exp_below_max(xk[j], m[j]))
-                    for j in range(w):  # reads ok[j] before writing it
-                        ok[j] = narrow(ok, element(ok[j], e[j], m[j], c[j]))
+                        ok[j] = narrow(ok, element(widen(xk[j]), ok[j], m[j], c[j]))
                 else:
                     for j in range(w):
-                        ok[j] = narrow(ok, element(xk[j], ok[j], m[j], c[j]))
+                        e[j] = narrow(e, exp_below_max(widen(xk[j]), m[j]))
+                    for j in range(w):  # reads xk[j] before writing ok[j]: they may be one
+                        ok[j] = narrow(ok, element(widen(xk[j]), e[j], m[j], c[j]))
 
     def backward_columns(g, y, out, block):
         token  # noqa: B018
         outer, n, inner = out.shape
         n_blocks = (inner + block - 1) // block
-        ga = out if g is None else g
-        ya = out if y is None else y
+        ga = _pick(g, out, g)
+        ya = _pick(y, out, y)
         for t in prange(outer * n_blocks):
             o, j0, j1 = _task_span(t, n_blocks, block, inner)
             w = j1 - j0
@@ -354,11 +409,11 @@ def _rowwise_loops(element, row_constant, term, grad, token):
             for k in range(n):
                 gk, yk = ga[o, k, j0:j1], ya[o, k, j0:j1]
                 for j in range(w):
-                    s[j] += term(gk[j], yk[j])
+                    s[j] += term(widen(gk[j]), widen(yk[j]))
             for k in range(n):
                 gk, yk, ok = ga[o, k, j0:j1], ya[o, k, j0:j1], out[o, k, j0:j1]
                 for j in range(w):
-                    ok[j] = narrow(ok, grad(gk[j], yk[j], s[j]))
+                    ok[j] = narrow(ok, grad(widen(gk[j]), widen(yk[j]), s[j]))
 
     return forward, backward, forward_columns, backward_columns
 

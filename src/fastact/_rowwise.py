@@ -27,6 +27,7 @@ from ._arrays import (
     broadcast_input,
     check_out,
     compute_dtype,
+    half_view,
     is_bfloat16,
     overlaps_partly,
     parallel_min_size,
@@ -114,12 +115,15 @@ def _run_rowwise(
     kernels: Kernels, direction: str, shape: tuple[int, ...], axis: int, inputs: tuple[np.ndarray, ...],
     out: np.ndarray, fresh_out: bool,
 ) -> None:
-    """out = the row-wise pass over inputs (same shape, compute dtype). out may be one of
-    the inputs (the kernels read each element before writing it); a partial overlap
-    goes through a temporary."""
+    """out = the row-wise pass over inputs (same shape; the compute dtype, or a 16-bit
+    dtype the kernels take as its integer view). out may be one of the inputs (the
+    kernels read each element before writing it); a partial overlap goes through a
+    temporary."""
     plan = _RowPlan.for_arrays(shape, axis, *inputs, out)
     if plan.size == 0:
         return
+    if out.dtype.itemsize == 2 or any(a.dtype.itemsize == 2 for a in inputs):
+        inputs, out = tuple(_kernel_view(a) for a in inputs), _kernel_view(out)
     views = [plan.view(a)[0] for a in inputs]
     direct = fresh_out or not overlaps_partly(out, *inputs)
     target = out if direct else np.empty_like(out)
@@ -132,25 +136,32 @@ def _run_rowwise(
         np.copyto(out, target)
 
 
-def _rowwise_new(kernels: Kernels, direction: str, axis: int, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
-    """The row-wise pass over inputs (same shape and compute dtype) into a new array in
-    the memory order of the last input."""
+def _kernel_view(a: np.ndarray) -> np.ndarray:
+    """a as the kernels take it: a 16-bit float array as its integer view."""
+    return a if a.dtype.itemsize != 2 else a.view(half_view(a.dtype))
+
+
+def _rowwise_new(kernels: Kernels, direction: str, axis: int, inputs: tuple[np.ndarray, ...],
+                 dtype: np.dtype) -> np.ndarray:
+    """The row-wise pass over inputs (same shape) into a new array of dtype, in the
+    memory order of the last input."""
     last = inputs[-1]
-    result = np.empty(last.shape, last.dtype, order="F" if _fortran(last) else "C")
+    result = np.empty(last.shape, dtype, order="F" if _fortran(last) else "C")
     _run_rowwise(kernels, direction, last.shape, axis, inputs, result, fresh_out=True)
     return result
 
 
 def _rowwise_result(
     kernels: Kernels, direction: str, axis: int, inputs: tuple[np.ndarray, ...], out: np.ndarray | None,
-    rdt: np.dtype,
+    rdt: np.dtype, kdt: np.dtype,
 ) -> Any:
-    """The public functions' result: the pass written into out when out has the compute
-    dtype, else computed in a new array and returned as rdt or cast into out."""
-    if out is not None and rdt == inputs[-1].dtype and out.dtype == rdt:
+    """The public functions' result: the pass written into out when out has the kernels'
+    dtype kdt (rdt or the compute dtype), else computed in a new array of kdt and
+    returned as rdt or cast into out."""
+    if out is not None and out.dtype == kdt:
         _run_rowwise(kernels, direction, out.shape, axis, inputs, out, fresh_out=False)
         return out
-    result = _rowwise_new(kernels, direction, axis, inputs)
+    result = _rowwise_new(kernels, direction, axis, inputs, kdt)
     if out is None:
         return _returned(result.astype(rdt, copy=False), False)
     np.copyto(out, result, casting="unsafe")
@@ -213,13 +224,14 @@ def _select(x: np.ndarray | None, mask: np.ndarray, out: np.ndarray, fill: float
         serial(*args)
 
 
-def _lean_rows(a: np.ndarray, axis: Any) -> int:
+def _lean_rows(a: np.ndarray, axis: Any, half: bool) -> int:
     """The row length, when a (an ndarray) can take the lean path of the row-wise
-    functions: float32/float64, C-contiguous, non-empty rows along the last axis. Else 0,
-    and the general path checks and plans the call."""
+    functions: float32/float64 (or, where half, a 16-bit dtype the kernels take as its
+    integer view), C-contiguous, non-empty rows along the last axis. Else 0, and the
+    general path checks and plans the call."""
     dt = a.dtype
-    if type(axis) is int and (dt is F32 or dt is F64) and a.ndim and (axis == -1 or axis == a.ndim - 1) \
-            and a.flags.c_contiguous:
+    if type(axis) is int and (dt is F32 or dt is F64 or (half and dt.itemsize == 2 and half_view(dt) is not None)) \
+            and a.ndim and (axis == -1 or axis == a.ndim - 1) and a.flags.c_contiguous:
         return a.shape[-1]
     return 0
 
@@ -232,6 +244,13 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
     negated = act.kind_options.get("negated", False)
 
     masked_value = act.kind_options.get("masked_value", 0.0)
+    # the exponentials' loops take 16-bit arrays as their integer views, in one pass;
+    # sparsemax's sort-based threshold goes through float32 copies
+    takes_half = act.kind_options.get("rule") != "simplex"
+
+    def kernel_dtype(rdt: np.dtype, cdt: np.dtype) -> np.dtype:
+        """The dtype the kernels read and write: rdt where they take it, else cdt."""
+        return rdt if takes_half and rdt != cdt and half_view(rdt) is not None else cdt
 
     def masked_forward(x: Any, where: Any, axis: Any, out: Any) -> Any:
         """The forward over the elements where is True, each row on its own: the others
@@ -273,12 +292,13 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
             if _lazy.lazy_where(where, x):
                 return _lazy.rowwise_forward(forward, x, axis, _lazy_dtype(fname, out, ("x", x)), where)
             return masked_forward(x, where, axis, out)
-        if (type(x) is ndarray and (n := _lean_rows(x, axis))
+        if (type(x) is ndarray and (n := _lean_rows(x, axis, takes_half))
                 and (result := _small_out(out, x)) is not None):
             if negated:
                 np.negative(x, out=result)
             _run_rows(kernels.rowwise["forward"], "forward",
-                      (None if result is x or negated else x.reshape(-1, n), result.reshape(-1, n)), x.size // n, n)
+                      (None if result is x or negated else _kernel_view(x).reshape(-1, n),
+                       _kernel_view(result).reshape(-1, n)), x.size // n, n)
             return result
         if _lazy.kind(x):
             return _lazy.rowwise_forward(forward, x, axis, _lazy_dtype(fname, out, ("x", x)))
@@ -289,14 +309,15 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         ax = _normalize_axis(fname, axis, x.ndim)
         if out is not None:
             check_out(fname, out, x.shape, rdt)
+        kdt = kernel_dtype(rdt, cdt)
         if negated:
-            xn = x.astype(cdt)  # private: negated and computed in place when no out is given
+            xn = x.astype(kdt)  # private: negated and computed in place when no out is given
             np.negative(xn, out=xn)
             if out is None:
                 _run_rowwise(kernels, "forward", xn.shape, ax, (xn,), xn, fresh_out=False)
                 return _returned(xn.astype(rdt, copy=False), False)
-            return _rowwise_result(kernels, "forward", ax, (xn,), out, rdt)
-        return _rowwise_result(kernels, "forward", ax, (x.astype(cdt, copy=False),), out, rdt)
+            return _rowwise_result(kernels, "forward", ax, (xn,), out, rdt, kdt)
+        return _rowwise_result(kernels, "forward", ax, (x.astype(kdt, copy=False),), out, rdt, kdt)
 
     def backward_inputs(grad_output: Any, v: Any, argname: str, axis: Any) -> tuple:
         """(g, v as arrays, the result and compute dtypes, their broadcast shape, the axis),
@@ -351,12 +372,13 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
             return masked_backward(grad_output, x, y, where, axis, out)
         if (x is None and type(y) is ndarray and type(grad_output) is ndarray
                 and grad_output.dtype is y.dtype and grad_output.shape == y.shape
-                and grad_output.flags.c_contiguous and (n := _lean_rows(y, axis))
+                and grad_output.flags.c_contiguous and (n := _lean_rows(y, axis, takes_half))
                 and (result := (_small_out(out, grad_output, y) if out is grad_output
                                 else _small_out(out, y, grad_output))) is not None):
             _run_rows(kernels.rowwise["backward"], "backward",
-                      (None if result is grad_output else grad_output.reshape(-1, n),
-                       None if result is y else y.reshape(-1, n), result.reshape(-1, n)), y.size // n, n)
+                      (None if result is grad_output else _kernel_view(grad_output).reshape(-1, n),
+                       None if result is y else _kernel_view(y).reshape(-1, n), _kernel_view(result).reshape(-1, n)),
+                      y.size // n, n)
             return result
         if (x is None) == (y is None):
             raise TypeError(f"{bname}: give exactly one of x (the forward's input) and y= (its output)")
@@ -368,10 +390,12 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         g, v, rdt, cdt, shape, ax = backward_inputs(grad_output, x if y is None else y, argname, axis)
         if out is not None:
             check_out(bname, out, shape, rdt)
-        gc, vc = broadcast_input(g.astype(cdt, copy=False), shape), broadcast_input(v.astype(cdt, copy=False), shape)
-        # the gradient is expressed through the output: given x, compute it first
-        yc = _rowwise_new(kernels, "forward", ax, (np.negative(vc) if negated else vc,)) if y is None else vc
-        return _rowwise_result(kernels, "backward", ax, (gc, yc), out, rdt)
+        kdt = kernel_dtype(rdt, cdt)
+        gc, vc = broadcast_input(g.astype(kdt, copy=False), shape), broadcast_input(v.astype(kdt, copy=False), shape)
+        # the gradient is expressed through the output: given x, compute it first, in the
+        # compute dtype (rounded to 16 bits, it would round the gradient twice)
+        yc = _rowwise_new(kernels, "forward", ax, (np.negative(vc) if negated else vc,), cdt) if y is None else vc
+        return _rowwise_result(kernels, "backward", ax, (gc, yc), out, rdt, kdt)
 
     forward.__signature__ = inspect.Signature(
         [inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ARRAY), _AXIS, _DTYPE, _WHERE,
