@@ -230,9 +230,9 @@ def test_float16_ufunc_invalid_parameters_give_nan():
 
 @pytest.mark.skipif(BF16 is None, reason="needs ml_dtypes")
 def test_bfloat16_in_every_function():
-    """bfloat16 in, bfloat16 out, computed in float32, for the row-wise (through float32
-    copies) and channel-wise functions too, with NaN kept NaN; mixed with float32, the
-    result is float32, as NumPy promotes them."""
+    """bfloat16 in, bfloat16 out, computed in float32, for the row-wise (sparsemax
+    through float32 copies) and channel-wise functions too, with NaN kept NaN; mixed with
+    float32, the result is float32, as NumPy promotes them."""
     x = np.array([[-3.0, -0.5, 0.0, 2.0], [np.nan, 1.0, -1.0, 4.0]], F32).astype(BF16)
     w = np.array([0.25, 0.5], F32).astype(BF16)
     for got, want in (
