@@ -186,6 +186,17 @@ def broadcast_input(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return alias if alias.dtype == b.dtype else alias.view(b.dtype)
 
 
+def as_mask(function: str, where: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """where= as a boolean array of shape (broadcast), or a clear error naming it."""
+    w = np.asarray(where)
+    if w.dtype != np.bool_:
+        raise TypeError(f"{function}: where must be an array of booleans, got dtype {w.dtype}")
+    try:
+        return broadcast_input(w, shape)
+    except ValueError:
+        raise ValueError(f"{function}: where has shape {w.shape}, which does not broadcast to {shape}") from None
+
+
 def check_out(function: str, out: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{function}: out must be a numpy.ndarray, got {type(out).__name__}")
@@ -329,6 +340,11 @@ def half_view(dtype: np.dtype) -> np.dtype | None:
     if dtype == F16:
         return U16 if half_kernels() else None
     return I16 if is_bfloat16(dtype) else None
+
+
+def kernel_view(a: np.ndarray) -> np.ndarray:
+    """a as the kernels take it: a 16-bit float array as its integer view."""
+    return a if a.dtype.itemsize != 2 else a.view(half_view(a.dtype))
 
 
 def run_half(kernels: Kernels, loops: str, inputs: tuple[np.ndarray, ...], out: np.ndarray, params: tuple,

@@ -28,6 +28,7 @@ from ._arrays import (
     _result_dtype2,
     _returned,
     as_input,
+    as_mask,
     broadcast_input,
     check_out,
     compute_dtype,
@@ -39,7 +40,6 @@ from ._kernels import Kernels
 from ._kinds import ApplyLayout, Kind
 from ._loops_rows import _COLUMN_BLOCK
 from ._registry import Activation
-from ._rowwise import _mask
 
 _PIECES = 64  # a long single row is cut into this many pieces, to run in parallel
 
@@ -192,7 +192,7 @@ def make_reduction(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any
         and the mask; or x and None without where=."""
         if where is None:
             return x.astype(cdt, copy=False), None
-        mask = _mask(function, where, x.shape)
+        mask = as_mask(function, where, x.shape)
         xm = x.astype(cdt)
         np.copyto(xm, -np.inf, where=~mask)
         return xm, mask

@@ -24,11 +24,13 @@ from ._arrays import (
     _same_view,
     _small_out,
     as_input,
+    as_mask,
     broadcast_input,
     check_out,
     compute_dtype,
     half_view,
     is_bfloat16,
+    kernel_view,
     overlaps_partly,
     parallel_min_size,
     result_dtype,
@@ -123,7 +125,7 @@ def _run_rowwise(
     if plan.size == 0:
         return
     if out.dtype.itemsize == 2 or any(a.dtype.itemsize == 2 for a in inputs):
-        inputs, out = tuple(_kernel_view(a) for a in inputs), _kernel_view(out)
+        inputs, out = tuple(kernel_view(a) for a in inputs), kernel_view(out)
     views = [plan.view(a)[0] for a in inputs]
     direct = fresh_out or not overlaps_partly(out, *inputs)
     target = out if direct else np.empty_like(out)
@@ -134,11 +136,6 @@ def _run_rowwise(
         target[...] = t2.T.reshape(target.shape) if plan.transposed else t2.reshape(target.shape)
     if target is not out:
         np.copyto(out, target)
-
-
-def _kernel_view(a: np.ndarray) -> np.ndarray:
-    """a as the kernels take it: a 16-bit float array as its integer view."""
-    return a if a.dtype.itemsize != 2 else a.view(half_view(a.dtype))
 
 
 def _rowwise_new(kernels: Kernels, direction: str, axis: int, inputs: tuple[np.ndarray, ...],
@@ -190,17 +187,6 @@ def _cast_input(function: str, x: Any, dtype: Any) -> Any:
         _refuse_masked(function, ("x", x))
         return x.astype(dt, copy=False) if isinstance(x, np.ndarray) else x.astype(dt)
     return as_input(function, "x", x).astype(dt, copy=False)
-
-
-def _mask(function: str, where: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """where= as a boolean array of shape (broadcast), or a clear error naming it."""
-    w = np.asarray(where)
-    if w.dtype != np.bool_:
-        raise TypeError(f"{function}: where must be an array of booleans, got dtype {w.dtype}")
-    try:
-        return broadcast_input(w, shape)
-    except ValueError:
-        raise ValueError(f"{function}: where has shape {w.shape}, which does not broadcast to {shape}") from None
 
 
 _SELECT: list[tuple] = []  # (serial, parallel) of _loops_rows._masked_select_loops, once made
@@ -260,7 +246,7 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         rdt = result_dtype(fname, "x", x.dtype)
         cdt = compute_dtype(rdt)
         ax = _normalize_axis(fname, axis, x.ndim)
-        mask = _mask(fname, where, x.shape)
+        mask = as_mask(fname, where, x.shape)
         if out is not None:
             check_out(fname, out, x.shape, rdt)
         xc = np.ascontiguousarray(x, dtype=cdt)
@@ -297,8 +283,8 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
             if negated:
                 np.negative(x, out=result)
             _run_rows(kernels.rowwise["forward"], "forward",
-                      (None if result is x or negated else _kernel_view(x).reshape(-1, n),
-                       _kernel_view(result).reshape(-1, n)), x.size // n, n)
+                      (None if result is x or negated else kernel_view(x).reshape(-1, n),
+                       kernel_view(result).reshape(-1, n)), x.size // n, n)
             return result
         if _lazy.kind(x):
             return _lazy.rowwise_forward(forward, x, axis, _lazy_dtype(fname, out, ("x", x)))
@@ -345,7 +331,7 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
             return _lazy.rowwise_backward(backward, grad_output, v, y is not None, axis,
                                           _lazy_dtype(bname, out, ("grad_output", grad_output), (argname, v)), where)
         g, v, rdt, cdt, shape, ax = backward_inputs(grad_output, v, "x" if y is None else "y", axis)
-        mask = _mask(bname, where, shape)
+        mask = as_mask(bname, where, shape)
         if out is not None:
             check_out(bname, out, shape, rdt)
         yc = masked_forward(broadcast_input(v, shape), mask, ax, None) if y is None else v
@@ -376,8 +362,8 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
                 and (result := (_small_out(out, grad_output, y) if out is grad_output
                                 else _small_out(out, y, grad_output))) is not None):
             _run_rows(kernels.rowwise["backward"], "backward",
-                      (None if result is grad_output else _kernel_view(grad_output).reshape(-1, n),
-                       None if result is y else _kernel_view(y).reshape(-1, n), _kernel_view(result).reshape(-1, n)),
+                      (None if result is grad_output else kernel_view(grad_output).reshape(-1, n),
+                       None if result is y else kernel_view(y).reshape(-1, n), kernel_view(result).reshape(-1, n)),
                       y.size // n, n)
             return result
         if (x is None) == (y is None):
