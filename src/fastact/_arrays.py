@@ -342,6 +342,13 @@ def half_view(dtype: np.dtype) -> np.dtype | None:
     return I16 if is_bfloat16(dtype) else None
 
 
+def kernel_dtype(rdt: np.dtype, cdt: np.dtype) -> np.dtype:
+    """The dtype of the arrays the kernels are given for a result dtype rdt computed in
+    cdt: a 16-bit rdt whose integer view the kernels take (half_view) stays 16-bit, read
+    in one pass, computed in float32 and rounded once on store; anything else is cdt."""
+    return rdt if rdt != cdt and half_view(rdt) is not None else cdt
+
+
 def kernel_view(a: np.ndarray) -> np.ndarray:
     """a as the kernels take it: a 16-bit float array as its integer view."""
     return a if a.dtype.itemsize != 2 else a.view(half_view(a.dtype))

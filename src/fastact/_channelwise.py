@@ -24,7 +24,8 @@ from ._arrays import (
     as_input,
     check_out,
     compute_dtype,
-    half_view,
+    kernel_dtype,
+    kernel_view,
     overlaps_partly,
     parallel_min_size,
     result_dtype,
@@ -146,19 +147,6 @@ def _channel_weight(function: str, w: np.ndarray, channels: int, dtype: np.dtype
     return w.astype(dtype).reshape(-1), wdt
 
 
-def _kernel_dtype(rdt: np.dtype, cdt: np.dtype) -> tuple[np.dtype, np.dtype | None]:
-    """(the dtype of the arrays the kernels are given, the integer view they read them
-    through): a 16-bit result dtype whose view the kernels take (half_view) stays 16-bit,
-    read in one pass, computed in float32 with a float32 weight and rounded once;
-    anything else is computed in cdt."""
-    half = half_view(rdt) if rdt != cdt else None
-    return (rdt, half) if half is not None else (cdt, None)
-
-
-def _as_kernel(a: np.ndarray, half: np.dtype | None) -> np.ndarray:
-    return a if half is None else a.view(half)
-
-
 def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], Callable[..., Any]]:
     fname, bname = act.name, f"{act.name}_backward"
     # The small-call path: contiguous arrays of one dtype, a weight per channel, and a
@@ -209,18 +197,18 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         plan = _channel_plan(fname, x, w, axis)
         if out is not None:
             check_out(fname, out, x.shape, rdt)
-        kdt, half = _kernel_dtype(rdt, cdt)
+        kdt = kernel_dtype(rdt, cdt)
         xc = x.astype(kdt, copy=False)
         direct = out is not None and rdt == kdt and out.dtype == kdt and not overlaps_partly(out, xc)
         wc, _ = _channel_weight(fname, w, plan.channels, cdt, fresh_out=not direct)
         target = out if direct else np.empty(x.shape, kdt)
-        o2, o2_is_view = plan.view(_as_kernel(target, half))
-        x2 = plan.view(_as_kernel(xc, half))[0]
+        o2, o2_is_view = plan.view(kernel_view(target))
+        x2 = plan.view(kernel_view(xc))[0]
         in_place = direct and o2_is_view and (out is xc or _same_view(x2, o2))
         parallel = x.size >= parallel_min_size(cdt, "forward")
         plan.run(plan.kernel(kernels, "forward", parallel, in_place), parallel, x2, wc, o2)
         if not o2_is_view:  # the kernel wrote to a copy
-            _as_kernel(target, half)[...] = o2.reshape(target.shape)
+            kernel_view(target)[...] = o2.reshape(target.shape)
         if out is None:
             return _returned(target.astype(rdt, copy=False), False)
         if target is not out:
@@ -254,13 +242,13 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
             raise ValueError(f"{bname}: grad_output has shape {g.shape}, which does not match x's shape {x.shape}")
         if out is not None:
             check_out(bname, out, x.shape, rdt)
-        kdt, half = _kernel_dtype(rdt, cdt)
+        kdt = kernel_dtype(rdt, cdt)
         gc, xc = g.astype(kdt, copy=False), x.astype(kdt, copy=False)
         direct = out is not None and rdt == kdt and out.dtype == kdt and not overlaps_partly(out, gc, xc)
         wc, wdt = _channel_weight(bname, w, plan.channels, cdt, fresh_out=not direct)
         target = out if direct else np.empty(x.shape, kdt)
-        g2, x2 = plan.view(_as_kernel(gc, half))[0], plan.view(_as_kernel(xc, half))[0]
-        o2, o2_is_view = plan.view(_as_kernel(target, half))
+        g2, x2 = plan.view(kernel_view(gc))[0], plan.view(kernel_view(xc))[0]
+        o2, o2_is_view = plan.view(kernel_view(target))
         in_place = direct and o2_is_view and (out is gc or _same_view(g2, o2))
         # the weight's gradient, written in its dtype by the kernel (float16: cast after)
         grad_weight = np.empty(w.shape, wdt if wdt is F32 or wdt is F64 else F64)
@@ -268,7 +256,7 @@ def make_prelu(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any], C
         plan.backward(plan.kernel(kernels, "backward", parallel, in_place), parallel, g2, x2, wc, o2,
                       grad_weight.reshape(-1))
         if not o2_is_view:
-            _as_kernel(target, half)[...] = o2.reshape(target.shape)
+            kernel_view(target)[...] = o2.reshape(target.shape)
         if grad_weight.dtype != wdt:
             with np.errstate(over="ignore"):  # a sum beyond float16's range is inf, quietly
                 grad_weight = grad_weight.astype(wdt)

@@ -30,6 +30,7 @@ from ._arrays import (
     compute_dtype,
     half_view,
     is_bfloat16,
+    kernel_dtype,
     kernel_view,
     overlaps_partly,
     parallel_min_size,
@@ -234,10 +235,6 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
     # sparsemax's sort-based threshold goes through float32 copies
     takes_half = act.kind_options.get("rule") != "simplex"
 
-    def kernel_dtype(rdt: np.dtype, cdt: np.dtype) -> np.dtype:
-        """The dtype the kernels read and write: rdt where they take it, else cdt."""
-        return rdt if takes_half and rdt != cdt and half_view(rdt) is not None else cdt
-
     def masked_forward(x: Any, where: Any, axis: Any, out: Any) -> Any:
         """The forward over the elements where is True, each row on its own: the others
         (masked) and every element of a row with nothing unmasked get masked_value."""
@@ -295,7 +292,7 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         ax = _normalize_axis(fname, axis, x.ndim)
         if out is not None:
             check_out(fname, out, x.shape, rdt)
-        kdt = kernel_dtype(rdt, cdt)
+        kdt = kernel_dtype(rdt, cdt) if takes_half else cdt
         if negated:
             xn = x.astype(kdt)  # private: negated and computed in place when no out is given
             np.negative(xn, out=xn)
@@ -376,7 +373,7 @@ def make_rowwise(act: Activation, kernels: Kernels) -> tuple[Callable[..., Any],
         g, v, rdt, cdt, shape, ax = backward_inputs(grad_output, x if y is None else y, argname, axis)
         if out is not None:
             check_out(bname, out, shape, rdt)
-        kdt = kernel_dtype(rdt, cdt)
+        kdt = kernel_dtype(rdt, cdt) if takes_half else cdt
         gc, vc = broadcast_input(g.astype(kdt, copy=False), shape), broadcast_input(v.astype(kdt, copy=False), shape)
         # the gradient is expressed through the output: given x, compute it first, in the
         # compute dtype (rounded to 16 bits, it would round the gradient twice)
