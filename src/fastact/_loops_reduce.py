@@ -19,7 +19,7 @@ from numba import prange
 
 from ._loops_channel import _task_span
 from ._loops_map import full_width, narrow
-from ._loops_rows import _add_reassociable, _max_of_row, _maxnum, exp_below_max
+from ._loops_rows import _add_reassociable, _max_of_exps_row, _maxnum, exp_below_max
 from ._registry import inline_jitable
 
 
@@ -41,7 +41,7 @@ def _reduce_loops(token):
         for i in prange(x.shape[0]):
             full_width()
             row = x[i]
-            m = _max_of_row(row)
+            m = _max_of_exps_row(row)
             if m - m == 0:  # finite
                 s = 0.0
                 for k in range(row.shape[0]):
