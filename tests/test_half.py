@@ -77,6 +77,29 @@ def test_every_16_bit_value_is_the_float32_result_rounded_once(name, half):
 
 
 @pytest.mark.parametrize("half", HALVES)
+def test_small_16_bit_calls(half):
+    """Below the parallel size, where a call takes the small-call path: a 0-d array gives a
+    16-bit scalar; a read-only input, a strided 1-D backward and an out of the other
+    16-bit dtype as a larger call gives them."""
+    x = np.array([-2.5, -0.5, 0.0, 0.75, 3.0, np.inf, -np.inf, np.nan], F32).astype(half)
+    want = rounded(fa.silu(x.astype(F32)), half)
+    r = fa.silu(np.array(x[3]))
+    assert type(r) is np.dtype(half).type and r.view(np.uint16) == want[3:4].view(np.uint16)[0]
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    same(fa.silu(frozen), want)
+    with pytest.raises(ValueError, match="silu: out is read-only"):
+        fa.silu(frozen, out=frozen)
+    g = np.linspace(-2, 2, 2 * x.size).astype(half)
+    xs = np.repeat(x, 2)
+    same(fa.silu_backward(g[::2], xs[::2]), rounded(fa.silu_backward(g[::2].astype(F32), x.astype(F32)), half))
+    other = BF16 if half is F16 else F16
+    if other is not None:
+        with pytest.raises(TypeError, match="silu: out has dtype"):
+            fa.silu(x, out=np.empty(x.shape, other))
+
+
+@pytest.mark.parametrize("half", HALVES)
 def test_16_bit_layouts_the_flat_kernels_do_not_take(half):
     """Strided, reversed, broadcast, a strided out and an out partly overlapping x give
     the same values (float16 through the ufunc's float16 loop where the CPU has F16C,

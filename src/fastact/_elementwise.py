@@ -36,6 +36,7 @@ from ._arrays import (
     as_input,
     check_out,
     compute_dtype,
+    half_view,
     result_dtype,
     run_elementwise,
     run_half,
@@ -177,9 +178,10 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
         if type(x) is ndarray:
             dt = x.dtype
             xnum = x.flags.num
+            kd = dt if dt is f32 or dt is f64 else half_view(dt) if dt.itemsize == 2 else None
             # below the parallel crossover, or at any size where the kernels run on one thread
-            if (dt is f32 or dt is f64) and xnum & _C_CONTIGUOUS and (
-                    x.size < (small32 if dt is f32 else small64) or one_thread()):
+            if kd is not None and xnum & _C_CONTIGUOUS and (
+                    x.size < (small64 if dt is f64 else small32) or one_thread()):
                 if out is None:
                     result, rnum = empty_like(x), -1
                 elif out is x:  # in place: x=None, the loop reads out (see _loops_map._map_loops)
@@ -191,7 +193,9 @@ def make_forward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
                     params = call_params(args, kwargs)[dt is f64]
                     rv = result if result.ndim == 1 else result.reshape(-1)
                     xv = None if rnum == -2 else (x if x.ndim == 1 else x.reshape(-1))
-                    key = (dt is f64, xnum, rnum)
+                    if kd is not dt:  # 16-bit: the kernels take its integer view
+                        rv, xv = rv.view(kd), (None if xv is None else xv.view(kd))
+                    key = (kd.num, xnum, rnum)
                     entry = entries.get(key)
                     if entry is None:
                         entry = entries[key] = _entry_point(kernels.forward["flat"][0], (xv, rv, params))
@@ -248,9 +252,10 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
         v = x if y is None else (y if x is None and supports_y else None)
         if type(v) is ndarray and type(grad_output) is ndarray:
             dt = v.dtype
+            kd = dt if dt is f32 or dt is f64 else half_view(dt) if dt.itemsize == 2 else None
             if (
-                (dt is f32 or dt is f64) and grad_output.dtype is dt and v.ndim == 1 and grad_output.shape == v.shape
-                and (v.size < (small32 if dt is f32 else small64) or one_thread())
+                kd is not None and grad_output.dtype is dt and v.ndim == 1 and grad_output.shape == v.shape
+                and (v.size < (small64 if dt is f64 else small32) or one_thread())
             ):  # the common small case (or one thread), kept lean
                 if out is None:
                     result, rnum = empty_like(v), -1
@@ -262,12 +267,15 @@ def make_backward(act: Activation, kernels: Kernels) -> Callable[..., Any]:
                     # (a y= that these parameters do not allow: the general path below says why)
                     if y is None or y_ok is None or y_ok(*params):
                         gv = None if rnum == -2 else grad_output  # in place: the loop reads out
-                        key = (dt is f64, y is None, grad_output.flags.num, v.flags.num, rnum)
+                        vv, rv = v, result
+                        if kd is not dt:  # 16-bit: the kernels take its integer view
+                            gv, vv, rv = (None if gv is None else gv.view(kd)), v.view(kd), result.view(kd)
+                        key = (kd.num, y is None, grad_output.flags.num, v.flags.num, rnum)
                         entry = entries.get(key)
                         if entry is None:
                             loops = kernels.backward if y is None else kernels.backward_from_y
-                            entry = entries[key] = _entry_point(loops["flat"][0], (gv, v, result, params))
-                        entry(gv, v, result, params)
+                            entry = entries[key] = _entry_point(loops["flat"][0], (gv, vv, rv, params))
+                        entry(gv, vv, rv, params)
                         return result
         values = binder.bind(args, kwargs) if args or kwargs else None
         if (x is None) == (y is None):
